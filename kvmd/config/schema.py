@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The typed config: one frozen Struct per section, validated once at start-up.
+
+Key names follow PiKVM's `kvmd:` section where both have the option, so that
+override snippets written for PiKVM read the same here.
+"""
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, field
+
+from kvmd.config.base import Section
+from kvmd.plugins.atx.config import AtxConfig, DisabledAtxConfig
+from kvmd.plugins.gpio.config import DisabledGpioConfig, GpioConfig
+from kvmd.plugins.hid.config import DisabledHidConfig, HidConfig
+from kvmd.plugins.msd.config import DisabledMsdConfig, MsdConfig
+from kvmd.plugins.streamer.config import DisabledStreamerConfig, StreamerConfig
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Seconds = Annotated[float, Meta(ge=0.0, le=86400.0 * 366)]
+PollSeconds = Annotated[float, Meta(ge=0.1, le=3600.0)]
+
+
+class ServerConfig(Section):
+    """Where the API listens: a unix socket (behind nginx), TCP, or both."""
+
+    unix: str = "/run/kvmd/kvmd.sock"
+    unix_rm: bool = True
+    unix_mode: Annotated[int, Meta(ge=0, le=0o777)] = 0o660
+    host: str = "127.0.0.1"
+    port: Port = 0
+    heartbeat: Annotated[float, Meta(ge=1.0, le=3600.0)] = 15.0
+    access_log: bool = True
+    shutdown_timeout: Annotated[float, Meta(ge=0.1, le=60.0)] = 5.0
+
+
+class HtpasswdAuthConfig(Section, tag_field="type", tag="htpasswd"):
+    """Passwords from an Apache htpasswd file (bcrypt, sha256/sha512-crypt, apr1, {SSHA})."""
+
+    file: str = "/etc/kvmd/htpasswd"
+
+
+class TotpSecretConfig(Section):
+    """Where the base32 TOTP secret lives; an empty path or file turns 2FA off."""
+
+    file: str = "/etc/kvmd/totp.secret"
+
+
+class TotpConfig(Section):
+    """Second factor: the current 6-digit code appended to every password."""
+
+    secret: TotpSecretConfig = field(default_factory=TotpSecretConfig)
+
+
+class AuthConfig(Section):
+    """Who may use the API and how credentials are checked."""
+
+    enabled: bool = True
+    # Upper bound of a login session in seconds; 0 means sessions end only at logout.
+    expire: Annotated[int, Meta(ge=0)] = 0
+    allow_redirects: list[str] = field(default_factory=lambda: ["/", "/kvm", "/kvm/"])
+    unauth_paths: list[str] = field(default_factory=list)
+    cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+    # How long a verified header/basic password stays in the in-memory cache (0 = never).
+    cache_ttl: Seconds = 60.0
+    internal: HtpasswdAuthConfig = field(default_factory=HtpasswdAuthConfig)
+    totp: TotpConfig = field(default_factory=TotpConfig)
+
+
+class InfoHwConfig(Section):
+    """Sources of /api/info hw: the platform file and the Raspberry Pi throttling tool."""
+
+    platform: str = "/usr/lib/kvmd/platform"
+    vcgencmd_cmd: list[str] = field(default_factory=lambda: ["/usr/bin/vcgencmd"])
+    ignore_past: bool = False
+    state_poll: PollSeconds = 5.0
+
+
+class InfoFanConfig(Section):
+    """The optional kvmd-fan daemon, asked for its state over a unix socket."""
+
+    unix: str = ""
+    timeout: Annotated[float, Meta(ge=0.1, le=60.0)] = 5.0
+    state_poll: PollSeconds = 5.0
+
+
+class InfoConfig(Section):
+    """Sources of /api/info."""
+
+    meta: str = "/etc/kvmd/meta.yaml"
+    extras: str = "/usr/share/kvmd/extras"
+    hw: InfoHwConfig = field(default_factory=InfoHwConfig)
+    fan: InfoFanConfig = field(default_factory=InfoFanConfig)
+
+
+class LogReaderConfig(Section):
+    """Where /api/log reads from: journald under systemd, else the daemon's own ring buffer."""
+
+    enabled: bool = True
+    source: Literal["auto", "journal", "memory"] = "auto"
+    journalctl_cmd: list[str] = field(default_factory=lambda: ["/usr/bin/journalctl"])
+    # Records kept by the in-memory ring buffer (about 200 bytes each).
+    buffer_lines: Annotated[int, Meta(ge=100, le=1_000_000)] = 20_000
+
+
+class KvmdConfig(Section):
+    """The daemon's own section."""
+
+    # Prefix for /proc and /sys reads, so that a fake tree can stand in for them off a Pi.
+    sysroot: str = "/"
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    info: InfoConfig = field(default_factory=InfoConfig)
+    log_reader: LogReaderConfig = field(default_factory=LogReaderConfig)
+    hid: HidConfig = field(default_factory=DisabledHidConfig)
+    atx: AtxConfig = field(default_factory=DisabledAtxConfig)
+    msd: MsdConfig = field(default_factory=DisabledMsdConfig)
+    gpio: GpioConfig = field(default_factory=DisabledGpioConfig)
+    streamer: StreamerConfig = field(default_factory=DisabledStreamerConfig)
+
+
+class LoggingConfig(Section):
+    """Log verbosity of the daemon."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(Section):
+    """The whole effective configuration."""
+
+    kvmd: KvmdConfig = field(default_factory=KvmdConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+

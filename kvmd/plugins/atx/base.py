@@ -1,0 +1,73 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ATX: the target's power and reset buttons and its power/HDD LEDs."""
+
+import abc
+import enum
+
+import msgspec
+
+from kvmd.bus import Topic
+from kvmd.errors import BusyError, OperationError
+from kvmd.plugins.backend import Backend
+
+
+class AtxDisabledError(OperationError):
+    """ATX is switched off in the config."""
+
+    default_msg = "ATX is disabled"
+
+
+class AtxIsBusyError(BusyError):
+    """Another press of the same button is still running."""
+
+    default_msg = "Performing another ATX operation, please try again later"
+
+
+class PowerAction(enum.StrEnum):
+    """What `POST /api/atx/power` may ask for."""
+
+    ON = "on"
+    OFF = "off"
+    OFF_HARD = "off_hard"
+    RESET_HARD = "reset_hard"
+
+
+class Button(enum.StrEnum):
+    """What `POST /api/atx/click` may press."""
+
+    POWER = "power"
+    POWER_LONG = "power_long"
+    RESET = "reset"
+
+
+class AtxLeds(msgspec.Struct, frozen=True):
+    """The target's front-panel LEDs."""
+
+    power: bool = False
+    hdd: bool = False
+
+
+class AtxState(msgspec.Struct, frozen=True):
+    """`GET /api/atx` and the `atx` event."""
+
+    enabled: bool
+    busy: bool
+    leds: AtxLeds
+
+
+class AtxBackend(Backend):
+    """Presses the buttons; power actions look at the power LED first."""
+
+    topic = Topic.ATX
+
+    @abc.abstractmethod
+    def state(self) -> AtxState:
+        """The current state."""
+
+    @abc.abstractmethod
+    async def power(self, action: PowerAction, *, wait: bool) -> None:
+        """Turn the target on or off; a no-op when the power LED already says so."""
+
+    @abc.abstractmethod
+    async def click(self, button: Button, *, wait: bool) -> None:
+        """Press a button for its configured time."""

@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Config of the msd backends: one tagged Struct per backend, selected by `type`."""
+
+from kvmd.config.base import Section
+
+
+class DisabledMsdConfig(Section, tag_field="type", tag="disabled"):
+    pass
+
+
+# Later backends join this union; msgspec then picks one by `type` in a single pass.
+MsdConfig = DisabledMsdConfig
