@@ -34,6 +34,7 @@ class Subscription:
     """One reader's view of the bus, obtained from `Bus.subscribe()`."""
 
     def __init__(self) -> None:
+        """Start with nothing pending."""
         # Insertion-ordered: a topic keeps its place when its pending state is replaced,
         # so a chatty topic cannot push the others back.
         self._pending: dict[Topic, msgspec.Struct] = {}
@@ -57,6 +58,7 @@ class Bus:
     """Fans states out to every subscriber."""
 
     def __init__(self) -> None:
+        """Start with no states and no subscribers."""
         self._states: dict[Topic, msgspec.Struct] = {}
         self._subscriptions: set[Subscription] = set()
 

@@ -4,7 +4,6 @@
 Hash checks are slow on purpose (bcrypt), so `verify` blocks: call it from a thread.
 """
 
-import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -61,13 +60,12 @@ def write_entries(path: Path, entries: dict[str, str]) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(tmp, mode)
+        Path(tmp).chmod(mode)
         if owner is not None:
             os.chown(tmp, *owner)
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 

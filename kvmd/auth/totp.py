@@ -41,5 +41,5 @@ def write_secret(path: Path, secret: str) -> None:
         file.write(secret + "\n" if secret else "")
         file.flush()
         os.fsync(file.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    Path(tmp).chmod(0o600)
+    Path(tmp).replace(path)

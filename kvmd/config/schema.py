@@ -130,4 +130,3 @@ class Config(Section):
 
     kvmd: KvmdConfig = field(default_factory=KvmdConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
-

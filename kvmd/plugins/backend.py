@@ -21,6 +21,7 @@ class Backend(abc.ABC):
     topic: ClassVar[Topic]
 
     def __init__(self, config: Section, bus: Bus) -> None:
+        """Keep the bus; each backend narrows `config` to its own Struct."""
         # Each backend narrows `config` to its own Struct; the disabled ones ignore it.
         self._bus = bus
 
@@ -28,7 +29,7 @@ class Backend(abc.ABC):
         """Acquire the hardware and publish the first state."""
         self._publish()
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 -- optional: most backends hold nothing
         """Release the hardware."""
 
     async def run(self) -> None:

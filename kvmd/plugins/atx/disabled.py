@@ -1,5 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-from kvmd.plugins.atx.base import AtxBackend, AtxDisabledError, AtxLeds, AtxState, Button, PowerAction
+from kvmd.plugins.atx.base import (
+    AtxBackend,
+    AtxDisabledError,
+    AtxLeds,
+    AtxState,
+    Button,
+    PowerAction,
+)
 
 
 class DisabledAtx(AtxBackend):

@@ -1,0 +1,44 @@
+# kvmd: `make run` serves the API with simulated hardware; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8080
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+testenv/run/htpasswd: | $(BIN)/.installed
+	mkdir -p testenv/run
+	printf 'admin\n' | $(BIN)/kvmd-htpasswd --file $@ set admin
+
+run: $(BIN)/.installed testenv/run/htpasswd
+	printf 'kvmd:\n  server:\n    port: %s\n' '$(PORT)' > testenv/run/override.yaml
+	@echo
+	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/api/info"
+	@echo "  user: admin   password: admin   (testenv only)"
+	@echo
+	$(BIN)/python -m kvmd --main-config testenv/kvmd.yaml \
+		--override-dir testenv/override.d --override-config testenv/run/override.yaml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(BIN)/.installed testenv/run/htpasswd
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) testenv/run .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`kvmd`: parse the command line, load the config, run the daemon."""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from kvmd import __version__, app
+from kvmd.config.args import EX_CONFIG, add_config_args, load_from_args
+from kvmd.config.dump import dump_config
+from kvmd.config.schema import Config
+from kvmd.errors import ConfigError
+from kvmd.logs import LogRing, setup_logging
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="kvmd", description="IP-KVM daemon (PiKVM API)")
+    parser.add_argument("--version", action="version", version=__version__)
+    add_config_args(parser)
+    dump = parser.add_mutually_exclusive_group()
+    dump.add_argument("-m", "--dump-config", action="store_true", help="print the effective config")
+    dump.add_argument(
+        "-M", "--dump-config-changed", action="store_true", help="print what differs from defaults"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_from_args(args)
+        _check(config)
+    except ConfigError as exc:
+        print(f"kvmd: config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if args.dump_config or args.dump_config_changed:
+        print(dump_config(config, changed_only=args.dump_config_changed), end="")
+        return 0
+    ring = LogRing(config.kvmd.log_reader.buffer_lines)
+    setup_logging(config.logging.level, ring)
+    try:
+        asyncio.run(app.main(config, ring))
+    except* Exception:
+        logging.getLogger("kvmd").exception("Fatal error, exiting")
+        return 1
+    return 0
+
+
+def _check(config: Config) -> None:
+    server = config.kvmd.server
+    if not server.unix and not server.port:
+        raise ConfigError("kvmd.server: neither unix nor port is set, nothing to listen on")
+
+
+def run() -> None:
+    sys.exit(main(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""/api/ws: the main websocket."""
+
+import msgspec
+from aiohttp import web
+
+from kvmd.auth.principal import Permission
+from kvmd.server.auth import requires
+from kvmd.server.keys import CONFIG, PRINCIPAL, WS_HUB
+from kvmd.server.params import parse_params
+
+routes = web.RouteTableDef()
+
+# Client messages are small; a big one is an attack or a bug, not a keystroke.
+_MAX_MESSAGE = 64 * 1024
+
+
+class WsQuery(msgspec.Struct, frozen=True, kw_only=True):
+    stream: bool = True
+    legacy: bool = False
+
+
+@routes.get("/ws")
+@requires(Permission.STATE)
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    query = parse_params(request.query, WsQuery)
+    ws = web.WebSocketResponse(
+        heartbeat=request.app[CONFIG].kvmd.server.heartbeat,
+        compress=False,  # deflating every frame per client costs more than the bytes saved
+        max_msg_size=_MAX_MESSAGE,
+    )
+    await ws.prepare(request)
+    await request.app[WS_HUB].serve(
+        ws, request[PRINCIPAL], stream=query.stream, legacy=query.legacy
+    )
+    return ws

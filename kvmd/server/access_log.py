@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Access-log lines in PiKVM's format, with secrets in query strings masked."""
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from kvmd.logs import redact_query
+from kvmd.server.keys import AUTH_LABEL
+
+
+class AccessLogger(AbstractAccessLogger):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(20):  # logging.INFO
+            return
+        label = request.get(AUTH_LABEL, "-")
+        # On the unix socket the peer is nginx, which names the real client in X-Real-IP;
+        # on TCP the peer address is the truth and the header could be forged.
+        remote = request.remote or request.headers.get("X-Real-IP", "-")
+        target = request.path
+        if request.query_string:
+            target += "?" + redact_query(request.query_string)
+        version = f"HTTP/{request.version.major}.{request.version.minor}"
+        self.logger.info(
+            "[%s / %s] '%s %s %s' => %d; size=%d --- referer=%r; user_agent=%r",
+            label,
+            remote,
+            request.method,
+            target,
+            version,
+            response.status,
+            response.body_length,
+            request.headers.get("Referer", "-"),
+            request.headers.get("User-Agent", "-"),
+        )

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every typed key of the application and of a request."""
+
+from aiohttp import web
+
+from kvmd.auth.manager import AuthManager
+from kvmd.auth.principal import Principal
+from kvmd.bus import Bus
+from kvmd.config.schema import Config
+from kvmd.info.service import InfoService
+from kvmd.logs import LogReader
+from kvmd.plugins.atx.base import AtxBackend
+from kvmd.plugins.gpio.base import GpioBackend
+from kvmd.plugins.hid.base import HidBackend
+from kvmd.plugins.msd.base import MsdBackend
+from kvmd.plugins.streamer.base import StreamerBackend
+from kvmd.server.events import EventRenderer
+from kvmd.server.ws import WsHub
+
+CONFIG = web.AppKey("config", Config)
+BUS = web.AppKey("bus", Bus)
+AUTH = web.AppKey("auth", AuthManager)
+UNAUTH_PATHS = web.AppKey("unauth_paths", frozenset[str])
+INFO = web.AppKey("info", InfoService)
+LOG_READER = web.AppKey("log_reader", LogReader)
+ATX = web.AppKey("atx", AtxBackend)
+HID = web.AppKey("hid", HidBackend)
+MSD = web.AppKey("msd", MsdBackend)
+GPIO = web.AppKey("gpio", GpioBackend)
+STREAMER = web.AppKey("streamer", StreamerBackend)
+RENDERER = web.AppKey("renderer", EventRenderer)
+WS_HUB = web.AppKey("ws_hub", WsHub)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+AUTH_LABEL = web.RequestKey("auth_label", str)

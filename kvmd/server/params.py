@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Request parameters to typed Structs, with PiKVM's error names and messages.
+
+Query strings arrive as text, so each field is first normalised by its declared type
+(PiKVM's `yes/no/on/off` booleans, lowercase choices), then msgspec converts and
+checks ranges in one pass. Unknown parameters are ignored, as PiKVM does.
+"""
+
+import enum
+import functools
+import re
+from collections.abc import Mapping
+from typing import TypeVar
+
+import msgspec
+from aiohttp import web
+
+from kvmd.errors import ValidatorError
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+# A scalar longer than this is refused before parsing: no legitimate value comes close.
+MAX_RAW = 1024
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+class _Kind(enum.Enum):
+    BOOL = "bool"
+    CHOICE = "choice"
+    OTHER = "other"
+
+
+@functools.cache
+def _kinds(cls: type[msgspec.Struct]) -> dict[str, _Kind]:
+    info = msgspec.inspect.type_info(cls)
+    if not isinstance(info, msgspec.inspect.StructType):
+        raise TypeError(f"{cls} is not a Struct")
+    return {field.encode_name: _kind_of(field.type) for field in info.fields}
+
+
+def _kind_of(tp: msgspec.inspect.Type) -> _Kind:
+    if isinstance(tp, msgspec.inspect.UnionType):
+        kinds = {_kind_of(t) for t in tp.types if not isinstance(t, msgspec.inspect.NoneType)}
+        return kinds.pop() if len(kinds) == 1 else _Kind.OTHER
+    if isinstance(tp, msgspec.inspect.BoolType):
+        return _Kind.BOOL
+    if isinstance(tp, msgspec.inspect.EnumType | msgspec.inspect.LiteralType):
+        return _Kind.CHOICE
+    return _Kind.OTHER
+
+
+def parse_bool(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValidatorError(f"The argument {_show(raw)} is not a valid {name}")
+
+
+def parse_params(params: Mapping[str, str], cls: type[T]) -> T:
+    """Convert query or form parameters into `cls`, or raise `ValidatorError`."""
+    data: dict[str, object] = {}
+    for name, kind in _kinds(cls).items():
+        raw = params.get(name)
+        if raw is None:
+            continue
+        if len(raw) > MAX_RAW:
+            raise ValidatorError(f"The argument {name!r} is too long")
+        if kind is _Kind.BOOL:
+            data[name] = parse_bool(raw, name)
+        elif kind is _Kind.CHOICE:
+            data[name] = raw.strip().lower()
+        else:
+            data[name] = raw.strip()
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, data) from None
+
+
+_FIELD_AT = re.compile(r"`\$\.([A-Za-z0-9_]+)")
+_MISSING = re.compile(r"missing required field `([A-Za-z0-9_]+)`")
+
+
+def _explain(exc: msgspec.ValidationError, data: Mapping[str, object]) -> ValidatorError:
+    text = str(exc)
+    missing = _MISSING.search(text)
+    if missing:
+        return ValidatorError(f"None argument is not a valid {missing.group(1)}")
+    at = _FIELD_AT.search(text)
+    name = at.group(1) if at else "argument"
+    reason = text.split(" - at ", 1)[0]
+    return ValidatorError(f"The argument {_show(data.get(name))} is not a valid {name}: {reason}")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 64 else text[:61] + "...'"
+
+
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The text fields of an urlencoded or multipart body; a broken body is a 400."""
+    try:
+        form = await request.post()
+    except (ValueError, UnicodeDecodeError, AssertionError) as exc:
+        raise ValidatorError(f"Invalid form data: {exc}") from None
+    return {name: value for (name, value) in form.items() if isinstance(value, str)}

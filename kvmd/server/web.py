@@ -1,0 +1,86 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The aiohttp application. `make_app` wires routes and dependencies and starts nothing."""
+
+import dataclasses
+
+from aiohttp import web
+
+from kvmd.api import atx, auth, gpio, hid, info, log, msd, streamer, ws
+from kvmd.auth.manager import AuthManager
+from kvmd.bus import Bus
+from kvmd.config.schema import Config
+from kvmd.info.service import InfoService
+from kvmd.logs import LogReader
+from kvmd.plugins.atx.base import AtxBackend
+from kvmd.plugins.gpio.base import GpioBackend
+from kvmd.plugins.hid.base import HidBackend
+from kvmd.plugins.msd.base import MsdBackend
+from kvmd.plugins.streamer.base import StreamerBackend
+from kvmd.server import keys
+from kvmd.server.auth import access_of, auth_middleware
+from kvmd.server.errors import errors_middleware
+from kvmd.server.events import EventRenderer
+from kvmd.server.ws import WsHub
+
+ROUTES = (
+    auth.routes,
+    info.routes,
+    log.routes,
+    ws.routes,
+    atx.routes,
+    hid.routes,
+    msd.routes,
+    gpio.routes,
+    streamer.routes,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Deps:
+    config: Config
+    bus: Bus
+    auth: AuthManager
+    info: InfoService
+    log_reader: LogReader
+    atx: AtxBackend
+    hid: HidBackend
+    msd: MsdBackend
+    gpio: GpioBackend
+    streamer: StreamerBackend
+    renderer: EventRenderer
+    hub: WsHub
+
+
+def make_app(deps: Deps) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware, auth_middleware])
+    app[keys.CONFIG] = deps.config
+    app[keys.BUS] = deps.bus
+    app[keys.AUTH] = deps.auth
+    app[keys.UNAUTH_PATHS] = _unauth_paths(deps.config.kvmd.auth.unauth_paths)
+    app[keys.INFO] = deps.info
+    app[keys.LOG_READER] = deps.log_reader
+    app[keys.ATX] = deps.atx
+    app[keys.HID] = deps.hid
+    app[keys.MSD] = deps.msd
+    app[keys.GPIO] = deps.gpio
+    app[keys.STREAMER] = deps.streamer
+    app[keys.RENDERER] = deps.renderer
+    app[keys.WS_HUB] = deps.hub
+    for table in ROUTES:
+        for route in table:
+            if not isinstance(route, web.RouteDef) or access_of(route.handler) is None:
+                raise RuntimeError(f"Route {route.method} {route.path} declares no permission")
+            # Behind PiKVM's nginx the daemon sees /x for /api/x; served directly it sees /api/x.
+            for prefix in ("/api", ""):
+                app.router.add_route(
+                    route.method, prefix + route.path, route.handler, **route.kwargs
+                )
+    return app
+
+
+def _unauth_paths(paths: list[str]) -> frozenset[str]:
+    both = set()
+    for path in paths:
+        bare = path.removeprefix("/api")
+        both.update({bare, "/api" + bare})
+    return frozenset(both)
