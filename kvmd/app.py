@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -103,17 +104,21 @@ async def _shutdown(runner: web.AppRunner, hub: WsHub, *, limit: float) -> None:
             await hub.close_all()
 
 
+def runner_options(config: Config) -> dict[str, Any]:
+    """Options of the `AppRunner`, shared with the tests' server."""
+    server = config.kvmd.server
+    return {
+        "access_log_class": AccessLogger,
+        "access_log": logging.getLogger("aiohttp.access") if server.access_log else None,
+        "shutdown_timeout": server.shutdown_timeout,
+    }
+
+
 async def _serve(
     config: Config, app: web.Application, stack: contextlib.AsyncExitStack
 ) -> web.AppRunner:
     server = config.kvmd.server
-    runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log_class=AccessLogger,
-        access_log=logging.getLogger("aiohttp.access") if server.access_log else None,
-        shutdown_timeout=server.shutdown_timeout,
-    )
+    runner = web.AppRunner(app, handle_signals=False, **runner_options(config))
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     if server.unix:

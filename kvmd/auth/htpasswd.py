@@ -95,14 +95,20 @@ class Htpasswd:
     def verify(self, user: str, passwd: str) -> bool:
         """Blocking: runs the hash. False for unknown users and unreadable files."""
         try:
-            hashed = read_entries(self.path).get(user)
+            entries = read_entries(self.path)
         except OSError:
             return False
+        hashed = entries.get(user)
         if hashed is None:
-            # Spend the same time as a real check, so timing does not reveal who exists.
-            _CONTEXT.dummy_verify()
+            # Spend as long as a real check would, so that timing does not tell who exists.
+            if entries:
+                _safe_verify(passwd, next(iter(entries.values())))
             return False
-        try:
-            return bool(_CONTEXT.verify(passwd, hashed))
-        except (ValueError, TypeError):  # an entry in a format we do not accept
-            return False
+        return _safe_verify(passwd, hashed)
+
+
+def _safe_verify(passwd: str, hashed: str) -> bool:
+    try:
+        return bool(_CONTEXT.verify(passwd, hashed))
+    except (ValueError, TypeError):  # an entry in a format we do not accept
+        return False

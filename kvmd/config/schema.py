@@ -21,7 +21,7 @@ Seconds = Annotated[float, Meta(ge=0.0, le=86400.0 * 366)]
 PollSeconds = Annotated[float, Meta(ge=0.1, le=3600.0)]
 
 
-class ServerConfig(Section):
+class ServerConfig(Section, frozen=True):
     """Where the API listens: a unix socket (behind nginx), TCP, or both."""
 
     unix: str = "/run/kvmd/kvmd.sock"
@@ -34,25 +34,25 @@ class ServerConfig(Section):
     shutdown_timeout: Annotated[float, Meta(ge=0.1, le=60.0)] = 5.0
 
 
-class HtpasswdAuthConfig(Section, tag_field="type", tag="htpasswd"):
+class HtpasswdAuthConfig(Section, frozen=True, tag_field="type", tag="htpasswd"):
     """Passwords from an Apache htpasswd file (bcrypt, sha256/sha512-crypt, apr1, {SSHA})."""
 
     file: str = "/etc/kvmd/htpasswd"
 
 
-class TotpSecretConfig(Section):
+class TotpSecretConfig(Section, frozen=True):
     """Where the base32 TOTP secret lives; an empty path or file turns 2FA off."""
 
     file: str = "/etc/kvmd/totp.secret"
 
 
-class TotpConfig(Section):
+class TotpConfig(Section, frozen=True):
     """Second factor: the current 6-digit code appended to every password."""
 
     secret: TotpSecretConfig = field(default_factory=TotpSecretConfig)
 
 
-class AuthConfig(Section):
+class AuthConfig(Section, frozen=True):
     """Who may use the API and how credentials are checked."""
 
     enabled: bool = True
@@ -67,7 +67,7 @@ class AuthConfig(Section):
     totp: TotpConfig = field(default_factory=TotpConfig)
 
 
-class InfoHwConfig(Section):
+class InfoHwConfig(Section, frozen=True):
     """Sources of /api/info hw: the platform file and the Raspberry Pi throttling tool."""
 
     platform: str = "/usr/lib/kvmd/platform"
@@ -76,7 +76,7 @@ class InfoHwConfig(Section):
     state_poll: PollSeconds = 5.0
 
 
-class InfoFanConfig(Section):
+class InfoFanConfig(Section, frozen=True):
     """The optional kvmd-fan daemon, asked for its state over a unix socket."""
 
     unix: str = ""
@@ -84,7 +84,7 @@ class InfoFanConfig(Section):
     state_poll: PollSeconds = 5.0
 
 
-class InfoConfig(Section):
+class InfoConfig(Section, frozen=True):
     """Sources of /api/info."""
 
     meta: str = "/etc/kvmd/meta.yaml"
@@ -93,7 +93,7 @@ class InfoConfig(Section):
     fan: InfoFanConfig = field(default_factory=InfoFanConfig)
 
 
-class LogReaderConfig(Section):
+class LogReaderConfig(Section, frozen=True):
     """Where /api/log reads from: journald under systemd, else the daemon's own ring buffer."""
 
     enabled: bool = True
@@ -103,7 +103,7 @@ class LogReaderConfig(Section):
     buffer_lines: Annotated[int, Meta(ge=100, le=1_000_000)] = 20_000
 
 
-class KvmdConfig(Section):
+class KvmdConfig(Section, frozen=True):
     """The daemon's own section."""
 
     # Prefix for /proc and /sys reads, so that a fake tree can stand in for them off a Pi.
@@ -119,13 +119,13 @@ class KvmdConfig(Section):
     streamer: StreamerConfig = field(default_factory=DisabledStreamerConfig)
 
 
-class LoggingConfig(Section):
+class LoggingConfig(Section, frozen=True):
     """Log verbosity of the daemon."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class Config(Section):
+class Config(Section, frozen=True):
     """The whole effective configuration."""
 
     kvmd: KvmdConfig = field(default_factory=KvmdConfig)

@@ -4,7 +4,7 @@
 from kvmd.config.base import Section
 
 
-class DisabledAtxConfig(Section, tag_field="type", tag="disabled"):
+class DisabledAtxConfig(Section, frozen=True, tag_field="type", tag="disabled"):
     pass
 
 

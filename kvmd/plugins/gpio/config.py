@@ -4,7 +4,7 @@
 from kvmd.config.base import Section
 
 
-class DisabledGpioConfig(Section, tag_field="type", tag="disabled"):
+class DisabledGpioConfig(Section, frozen=True, tag_field="type", tag="disabled"):
     pass
 
 

@@ -4,7 +4,7 @@
 from kvmd.config.base import Section
 
 
-class DisabledHidConfig(Section, tag_field="type", tag="disabled"):
+class DisabledHidConfig(Section, frozen=True, tag_field="type", tag="disabled"):
     # The keymap file also names the default in /api/hid/keymaps; its folder lists the others.
     keymap: str = "/usr/share/kvmd/keymaps/en-us"
 

@@ -4,7 +4,7 @@
 from kvmd.config.base import Section
 
 
-class DisabledMsdConfig(Section, tag_field="type", tag="disabled"):
+class DisabledMsdConfig(Section, frozen=True, tag_field="type", tag="disabled"):
     pass
 
 

@@ -4,7 +4,7 @@
 from kvmd.config.base import Section
 
 
-class DisabledStreamerConfig(Section, tag_field="type", tag="disabled"):
+class DisabledStreamerConfig(Section, frozen=True, tag_field="type", tag="disabled"):
     pass
 
 

@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+import asyncio
+import dataclasses
+import json
+
+import aiohttp
+import pytest
+
+from kvmd.bus import Topic
+from kvmd.plugins.atx.base import AtxLeds, AtxState
+from kvmd.plugins.hid.disabled import DisabledHid
+from kvmd.server.ws import WsHub
+from tests.conftest import ADMIN, SAMPLES
+
+CURRENT_BURST = {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info", "clients"}
+INFO_CATEGORIES = {"auth", "extras", "fan", "health", "meta", "node", "system"}
+
+
+async def read_until(ws, done, limit=50):
+    events = []
+    for _ in range(limit):
+        events.append(await ws.receive_json(timeout=3))
+        if done(events):
+            return events
+    raise AssertionError(f"incomplete: {[e['event_type'] for e in events]}")
+
+
+def current_burst_done(events):
+    infos = {next(iter(e["event"])) for e in events if e["event_type"] == "info"}
+    return {e["event_type"] for e in events} >= CURRENT_BURST and infos == INFO_CATEGORIES
+
+
+async def test_current_format_loop_first_then_every_state(client):
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        events = await read_until(ws, current_burst_done)
+    assert events[0] == {"event_type": "loop", "event": {"version": {"major": 4, "minor": 0}}}
+    by_type = {e["event_type"]: e["event"] for e in events}
+    assert by_type["atx"] == {
+        "busy": False,
+        "enabled": False,
+        "leds": {"hdd": False, "power": False},
+    }
+    assert by_type["clients"] == {"count": 0}
+    assert by_type["ocr"] == {"enabled": False, "langs": {"available": [], "default": []}}
+    assert by_type["msd"]["enabled"] is False
+    assert by_type["hid"]["online"] is False
+
+
+async def test_legacy_format_matches_pikvm_order(client):
+    expected = [
+        m["msg"]["event_type"] for m in json.loads((SAMPLES / "ws_initial_burst.json").read_text())
+    ]
+    expected = expected[: expected.index("loop") + 1]
+    async with client.ws_connect("/api/ws?stream=0&legacy=1", headers=ADMIN) as ws:
+        events = await read_until(ws, lambda ev: ev[-1]["event_type"] == "loop")
+    assert [e["event_type"] for e in events] == expected
+    assert events[-1] == {"event_type": "loop", "event": {}}
+    by_type = {e["event_type"]: e["event"] for e in events}
+    assert by_type["info_auth_state"] == {"enabled": True}
+    assert by_type["atx_state"] == {
+        "busy": False,
+        "enabled": False,
+        "leds": {"hdd": False, "power": False},
+    }
+    assert "platform" not in by_type["info_system_state"]
+    assert set(by_type["info_hw_state"]) == {"health", "platform"}
+
+
+async def test_pings(client):
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        await read_until(ws, current_burst_done)
+        await ws.send_json({"event_type": "ping", "event": {}})
+        assert await ws.receive_json(timeout=2) == {"event_type": "pong", "event": {}}
+        await ws.send_bytes(b"\x00")
+        message = await ws.receive(timeout=2)
+        assert message.type is aiohttp.WSMsgType.BINARY
+        assert message.data == b"\xff"
+
+
+async def test_malformed_messages_are_dropped_and_the_socket_stays(client, caplog):
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        await read_until(ws, current_burst_done)
+        for bad in ["nope", "{}", "[1]", '{"event_type": "key", "event": {"key": 1}}', "\u0000"]:
+            await ws.send_str(bad)
+        for bad_bytes in [b"", b"\x09", b"\x03\x00", b"\x01\x01\xff"]:
+            await ws.send_bytes(bad_bytes)
+        await ws.send_json({"event_type": "ping", "event": {}})
+        assert await ws.receive_json(timeout=2) == {"event_type": "pong", "event": {}}
+        assert not ws.closed
+    assert caplog.text.count("Dropped a malformed websocket message") == 1
+
+
+async def test_auth_on_upgrade(client):
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/api/ws")
+    assert info.value.status == 401
+    with pytest.raises(aiohttp.WSServerHandshakeError) as bad:
+        await client.ws_connect("/api/ws", headers={**ADMIN, "X-KVMD-Passwd": "x"})
+    assert bad.value.status == 403
+    auth = aiohttp.BasicAuth("admin", "admin")
+    async with client.ws_connect("/api/ws?stream=0", auth=auth) as ws:
+        assert (await ws.receive_json(timeout=2))["event_type"] == "loop"
+
+
+async def test_bad_query_is_400_before_upgrade(client):
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect("/api/ws?stream=maybe", headers=ADMIN)
+    assert info.value.status == 400
+    plain = await client.get("/api/ws", headers=ADMIN)
+    assert plain.status == 400
+    assert (await plain.json())["ok"] is False
+
+
+async def test_stream_clients_are_counted(client):
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as observer:
+        await read_until(observer, current_burst_done)
+        async with client.ws_connect("/api/ws", headers=ADMIN) as watcher:
+            event = await observer.receive_json(timeout=2)
+            assert event == {"event_type": "clients", "event": {"count": 1}}
+            assert (await watcher.receive_json(timeout=2))["event_type"] == "loop"
+        assert await observer.receive_json(timeout=2) == {
+            "event_type": "clients",
+            "event": {"count": 0},
+        }
+
+
+async def test_changes_reach_every_client_once(make_client, make_config):
+    (client, deps) = await make_client(make_config())
+    sockets = [await client.ws_connect("/api/ws?stream=0", headers=ADMIN) for _ in range(3)]
+    for ws in sockets:
+        await read_until(ws, current_burst_done)
+    deps.bus.publish(Topic.ATX, AtxState(enabled=True, busy=True, leds=AtxLeds(power=True)))
+    deps.bus.publish(
+        Topic.ATX, AtxState(enabled=True, busy=True, leds=AtxLeds(power=True))
+    )  # equal: dropped
+    for ws in sockets:
+        event = await ws.receive_json(timeout=2)
+        assert event == {
+            "event_type": "atx",
+            "event": {"busy": True, "enabled": True, "leds": {"hdd": False, "power": True}},
+        }
+        await ws.send_json({"event_type": "ping", "event": {}})
+        assert (await ws.receive_json(timeout=2))["event_type"] == "pong"  # nothing else was queued
+        await ws.close()
+
+
+class RecordingHid(DisabledHid):
+    """Records what the websocket asked of the keyboard and mouse."""
+
+    calls: list[tuple[object, ...]]
+
+    async def send_key(self, key, *, state, finish):
+        self.calls.append(("key", key, state, finish))
+
+    async def send_mouse_button(self, button, *, state):
+        self.calls.append(("button", button, state))
+
+    async def send_mouse_move(self, x, y):
+        self.calls.append(("move", x, y))
+
+    async def send_mouse_relative(self, dx, dy):
+        self.calls.append(("relative", dx, dy))
+
+    async def send_mouse_wheel(self, dx, dy):
+        self.calls.append(("wheel", dx, dy))
+
+    async def release_all(self):
+        self.calls.append(("release",))
+
+
+async def test_input_reaches_hid_and_keys_are_released(make_client, make_config):
+    hid = None
+
+    def patch(deps):
+        nonlocal hid
+        hid = RecordingHid(deps.config.kvmd.hid, deps.bus)
+        hid.calls = []
+        return dataclasses.replace(deps, hid=hid, hub=WsHub(deps.bus, hid, deps.renderer))
+
+    (client, _) = await make_client(make_config(), patch)
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        await read_until(ws, current_burst_done)
+        await ws.send_json({"event_type": "key", "event": {"key": "KeyA", "state": True}})
+        await ws.send_bytes(b"\x01\x00KeyA")
+        await ws.send_bytes(b"\x02\x01left")
+        await ws.send_bytes(b"\x03\x00\x10\xff\xf0")
+        await ws.send_json(
+            {
+                "event_type": "mouse_relative",
+                "event": {"delta": [{"x": 100, "y": 0}, {"x": 100, "y": 1}], "squash": True},
+            }
+        )
+        await ws.send_bytes(b"\x05\x00\x00\x01\x00\xff")
+        await ws.send_json({"event_type": "ping", "event": {}})
+        assert (await ws.receive_json(timeout=2))["event_type"] == "pong"
+    await asyncio.sleep(0.05)
+    assert hid is not None
+    assert hid.calls == [
+        ("release",),
+        ("key", "KeyA", True, False),
+        ("key", "KeyA", False, False),
+        ("button", "left", True),
+        ("move", 16, -16),
+        ("relative", 100, 0),
+        ("relative", 100, 1),
+        ("wheel", 0, 1),
+        ("wheel", 0, -1),
+        ("release",),
+    ]
+
+
+async def test_shutdown_closes_sockets_going_away(make_client, make_config):
+    (client, deps) = await make_client(make_config())
+    ws = await client.ws_connect("/api/ws?stream=0", headers=ADMIN)
+    await read_until(ws, current_burst_done)
+    await deps.hub.close_all()
+    message = await ws.receive(timeout=2)
+    assert message.type is aiohttp.WSMsgType.CLOSE
+    assert message.data == aiohttp.WSCloseCode.GOING_AWAY

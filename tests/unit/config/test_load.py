@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvmd.config.dump import dump_config
+from kvmd.config.load import config_files, load_config, load_files
+from kvmd.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_merge_order_main_then_override_d_sorted_then_override(tmp_path):
+    main = write(tmp_path / "main.yaml", "kvmd:\n  server:\n    port: 1\n    host: main\n")
+    write(tmp_path / "o.d" / "20-b.yaml", "kvmd:\n  server:\n    port: 3\n")
+    write(tmp_path / "o.d" / "10-a.yaml", "kvmd:\n  server:\n    port: 2\n    host: a\n")
+    write(tmp_path / "o.d" / ".hidden", "kvmd: {server: {port: 99}}\n")
+    override = write(tmp_path / "override.yaml", "kvmd:\n  server:\n    heartbeat: 7\n")
+    config = load_config(main, tmp_path / "o.d", override)
+    assert config.kvmd.server.port == 3
+    assert config.kvmd.server.host == "a"
+    assert config.kvmd.server.heartbeat == 7.0
+    assert [p.name for p in config_files(main, tmp_path / "o.d", override)] == [
+        "main.yaml",
+        "10-a.yaml",
+        "20-b.yaml",
+        "override.yaml",
+    ]
+
+
+def test_lists_are_replaced_not_appended(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  auth:\n    unauth_paths: [/a, /b]\n")
+    over = write(tmp_path / "o.yaml", "kvmd:\n  auth:\n    unauth_paths: [/c]\n")
+    assert load_files([main, over]).kvmd.auth.unauth_paths == ["/c"]
+
+
+def test_missing_override_files_are_fine(tmp_path):
+    main = write(tmp_path / "m.yaml", "")
+    config = load_config(main, tmp_path / "nope.d", tmp_path / "nope.yaml")
+    assert config.kvmd.server.unix == "/run/kvmd/kvmd.sock"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("kvmd:\n  server:\n    bogus: 1\n", "kvmd.server.bogus: unknown key"),
+        ("kvmd:\n  server:\n    port: 99999\n", "kvmd.server.port: Expected `int` <= 65535"),
+        ("kvmd:\n  server:\n    port: eighty\n", "kvmd.server.port: Expected `int`, got `str`"),
+        ("kvmd:\n  atx:\n    type: gpoi\n", "kvmd.atx.type: Invalid value 'gpoi'"),
+        (
+            "kvmd:\n  auth:\n    unauth_paths: [1]\n",
+            "kvmd.auth.unauth_paths.0: Expected `str`, got `int`",
+        ),
+        ("nonsense: 1\n", "nonsense: unknown key"),
+    ],
+)
+def test_errors_name_the_file_and_key(tmp_path, text, message):
+    main = write(tmp_path / "main.yaml", "kvmd:\n  server:\n    port: 8080\n")
+    bad = write(tmp_path / "override.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_files([main, bad])
+    assert str(info.value) == f"{bad}: {message}"
+
+
+def test_yaml_yes_no_are_strings_not_booleans(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  auth:\n    enabled: no\n")
+    with pytest.raises(ConfigError, match=r"kvmd.auth.enabled: Expected `bool`, got `str`"):
+        load_files([main])
+
+
+def test_syntax_and_top_level_errors(tmp_path):
+    broken = write(tmp_path / "a.yaml", "kvmd: [\n")
+    with pytest.raises(ConfigError, match=r"a.yaml: invalid YAML"):
+        load_files([broken])
+    listed = write(tmp_path / "b.yaml", "- 1\n")
+    with pytest.raises(ConfigError, match=r"b.yaml: the top level must be a mapping"):
+        load_files([listed])
+    with pytest.raises(ConfigError, match=r"can't read"):
+        load_files([tmp_path / "missing.yaml"])
+
+
+def test_dump_changed_only(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  server:\n    port: 8080\n  auth:\n    expire: 60\n")
+    text = dump_config(load_files([main]), changed_only=True)
+    assert text == "kvmd:\n  server:\n    port: 8080\n  auth:\n    expire: 60\n"
+    full = dump_config(load_files([main]))
+    assert "unix: /run/kvmd/kvmd.sock\n" in full
+    assert "type: disabled\n" in full
+
+
+def run_kvmd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvmd", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_cli_exits_78_with_one_line(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  server:\n    prot: 1\n")
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert result.returncode == 78
+    assert result.stderr == f"kvmd: config error: {main}: kvmd.server.prot: unknown key\n"
+
+
+def test_cli_refuses_nothing_to_listen_on(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  server:\n    unix: ''\n    port: 0\n")
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert result.returncode == 78
+    assert "nothing to listen on" in result.stderr
+
+
+def test_cli_dump_config(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  server:\n    port: 8081\n")
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
+    assert result.returncode == 0
+    assert result.stdout == "kvmd:\n  server:\n    port: 8081\n"
