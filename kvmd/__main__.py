@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     setup_logging(config.logging.level, ring)
     try:
         asyncio.run(app.main(config, ring))
-    except* Exception:
+    except Exception:  # a failed loop arrives as an ExceptionGroup from the TaskGroup
         logging.getLogger("kvmd").exception("Fatal error, exiting")
         return 1
     return 0

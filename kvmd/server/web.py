@@ -68,7 +68,9 @@ def make_app(deps: Deps) -> web.Application:
     app[keys.WS_HUB] = deps.hub
     for table in ROUTES:
         for route in table:
-            if not isinstance(route, web.RouteDef) or access_of(route.handler) is None:
+            if not isinstance(route, web.RouteDef):
+                raise TypeError(f"Unsupported route definition {route!r}")
+            if access_of(route.handler) is None:
                 raise RuntimeError(f"Route {route.method} {route.path} declares no permission")
             # Behind PiKVM's nginx the daemon sees /x for /api/x; served directly it sees /api/x.
             for prefix in ("/api", ""):

@@ -78,10 +78,10 @@ async def test_msd_gpio_streamer_states(client):
 
 
 class _BrokenAtx(DisabledAtx):
-    def state(self):  # type: ignore[override]
+    def state(self):
         raise RuntimeError("secret internal detail")
 
-    async def click(self, button, *, wait):  # type: ignore[override]
+    async def click(self, button, *, wait):
         raise HardwareError("Power pin is stuck")
 
 
