@@ -6,7 +6,15 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck pytest bench clean
 
+# System tools the tests drive as a user would; installed only where missing.
+SYSTEM_TOOLS := curl
+
 $(BIN)/.installed: pyproject.toml
+	@missing=$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
-from kvmd.logs import LogRing
+from aiohttp.test_utils import TestClient, TestServer
 from passlib.hash import bcrypt
 
 from kvmd.app import build, runner_options, start
 from kvmd.config.schema import Config
+from kvmd.logs import LogRing
 from kvmd.server.web import Deps, make_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +83,8 @@ async def running_app(config: Config) -> AsyncIterator[tuple[web.Application, De
     root = logging.getLogger()
     root.addHandler(ring)
     access = logging.getLogger("aiohttp.access")
-    (old_level, access.level) = (access.level, logging.INFO)
+    old_level = access.level
+    access.setLevel(logging.INFO)  # setLevel, not `.level =`: it also resets the level cache
     try:
         deps = build(config, ring)
         async with contextlib.AsyncExitStack() as stack:
@@ -109,7 +110,10 @@ async def make_client(aiohttp_client: Any) -> AsyncIterator[MakeClient]:
             if patch is not None:
                 deps = patch(deps)
                 app = make_app(deps)
-            client = await aiohttp_client(app, server_kwargs=runner_options(config))
+            # TestServer drops constructor options, so start it with ours (the access log).
+            server = TestServer(app)
+            await server.start_server(**runner_options(config))
+            client = await aiohttp_client(server)
             return (client, deps)
 
         yield make

@@ -87,8 +87,9 @@ async def test_no_fallthrough_after_bad_headers(client):
     assert response.status == 403
 
 
-async def login(client, user="admin", passwd="admin", **extra):  # noqa: S107
-    return await client.post("/api/auth/login", data={"user": user, "passwd": passwd, **extra})
+async def login(client, user="admin", passwd="admin", allow_redirects=True, **extra):  # noqa: S107
+    data = {"user": user, "passwd": passwd, **extra}
+    return await client.post("/api/auth/login", data=data, allow_redirects=allow_redirects)
 
 
 async def test_login_sets_cookie_like_pikvm(client):

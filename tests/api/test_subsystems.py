@@ -2,6 +2,7 @@
 """The disabled backends answer in PiKVM's shapes, and errors map to PiKVM's statuses."""
 
 import dataclasses
+import io
 import logging
 
 import pytest
@@ -116,7 +117,7 @@ async def test_every_route_declares_access(client):
 async def test_body_too_large_gets_the_envelope(client):
     response = await client.post(
         "/api/auth/login",
-        data=b"x" * (3 * 1024 * 1024),
+        data=io.BytesIO(b"x" * (3 * 1024 * 1024)),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status == 413

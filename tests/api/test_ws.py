@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 import asyncio
+import base64
 import dataclasses
 import json
 
@@ -97,8 +98,8 @@ async def test_auth_on_upgrade(client):
     with pytest.raises(aiohttp.WSServerHandshakeError) as bad:
         await client.ws_connect("/api/ws", headers={**ADMIN, "X-KVMD-Passwd": "x"})
     assert bad.value.status == 403
-    auth = aiohttp.BasicAuth("admin", "admin")
-    async with client.ws_connect("/api/ws?stream=0", auth=auth) as ws:
+    basic = {"Authorization": "Basic " + base64.b64encode(b"admin:admin").decode()}
+    async with client.ws_connect("/api/ws?stream=0", headers=basic) as ws:
         assert (await ws.receive_json(timeout=2))["event_type"] == "loop"
 
 

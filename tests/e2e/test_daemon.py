@@ -93,7 +93,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     finally:
         if daemon.proc.poll() is None:
             daemon.proc.kill()
-            daemon.proc.wait()
+        daemon.proc.communicate()  # reaps it and closes the pipe
 
 
 def test_readme_examples(daemon: Daemon, tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_websocat_prints_the_initial_events(daemon: Daemon) -> None:
         events = [json.loads(proc.stdout.readline()) for _ in range(10)]
     finally:
         proc.kill()
-        proc.wait()
+        proc.communicate()
     assert events[0] == {"event_type": "loop", "event": {"version": {"major": 4, "minor": 0}}}
     names = {e["event_type"] for e in events}
     assert {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info"} <= names

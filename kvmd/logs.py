@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The daemon's log: PiKVM's line format, an in-memory ring, and the /api/log reader.
+
+Under systemd the journal keeps the log and /api/log reads it back with journalctl;
+elsewhere (`make run`, tests) the ring buffer of the daemon's own records stands in.
+"""
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+
+from kvmd.config.schema import LogReaderConfig
+from kvmd.errors import LogReaderDisabledError
+
+# The journal adds "[date unit] --- " in front of what the daemon writes.
+UNIT = "kvmd.service"
+_SECRET_PARAMS = ("passwd", "password", "secret", "token", "key")
+# A journal line can carry a whole traceback; asyncio's default 64 KiB would choke on it.
+_JOURNAL_LINE_LIMIT = 4 * 1024 * 1024
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+class _Formatter(logging.Formatter):
+    """`<logger padded to 30> <LEVEL right-aligned in 7> --- <message>`, as PiKVM writes."""
+
+    def __init__(self, *, with_time: bool) -> None:
+        super().__init__()
+        self._with_time = with_time
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            text += "\n" + self.formatStack(record.stack_info)
+        line = f"{record.name:<30} {record.levelname:>7} --- {text}"
+        return f"{_stamp(record.created)} {line}" if self._with_time else line
+
+
+class LogRing(logging.Handler):
+    """The last `capacity` log lines, each as a complete PiKVM /api/log line."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.setFormatter(_Formatter(with_time=False))
+        self._lines: collections.deque[tuple[float, int, str]] = collections.deque(maxlen=capacity)
+        self._seq = 0
+        self._waiters: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._guard = threading.Lock()  # records may come from worker threads
+
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = f"[{_stamp(record.created)} {UNIT}] --- "
+        # A traceback becomes several lines, each with the prefix, so that every line of
+        # /api/log parses the same way.
+        parts = self.format(record).splitlines() or [""]
+        with self._guard:
+            for part in parts:
+                self._seq += 1
+                self._lines.append((record.created, self._seq, prefix + part.rstrip()))
+            waiters = list(self._waiters.values())
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that follower's loop is closed
+                continue
+
+    def since(self, after: int, min_time: float) -> list[tuple[int, str]]:
+        """Lines newer than sequence number `after`, or (after == 0) written since `min_time`."""
+        with self._guard:
+            if after:
+                newer = []
+                for _, seq, line in reversed(self._lines):
+                    if seq <= after:
+                        break
+                    newer.append((seq, line))
+                return newer[::-1]
+            return [(seq, line) for (created, seq, line) in self._lines if created >= min_time]
+
+    def add_waiter(self, event: asyncio.Event) -> int:
+        with self._guard:
+            key = id(event)
+            self._waiters[key] = (asyncio.get_running_loop(), event)
+            return key
+
+    def remove_waiter(self, key: int) -> None:
+        with self._guard:
+            self._waiters.pop(key, None)
+
+
+def setup_logging(level: str, ring: LogRing) -> None:
+    """Log to stderr (with a timestamp unless journald adds one) and to the ring."""
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(_Formatter(with_time="JOURNAL_STREAM" not in os.environ))
+    root = logging.getLogger()
+    root.handlers[:] = [stderr, ring]
+    root.setLevel(level.upper())
+
+
+def redact_query(query: str) -> str:
+    """Mask the values of parameters that look secret; keep everything else as it was."""
+    parts = []
+    for part in query.split("&"):
+        (name, sep, _) = part.partition("=")
+        secret = any(word in urllib.parse.unquote_plus(name).lower() for word in _SECRET_PARAMS)
+        parts.append(f"{name}=***" if sep and secret else part)
+    return "&".join(parts)
+
+
+class LogReader:
+    """Serves /api/log from the journal or from the ring."""
+
+    def __init__(self, config: LogReaderConfig, ring: LogRing) -> None:
+        self._enabled = config.enabled
+        self._ring = ring
+        self._journalctl = config.journalctl_cmd
+        source = config.source
+        if source == "auto":
+            under_systemd = "INVOCATION_ID" in os.environ
+            found = bool(self._journalctl) and shutil.which(self._journalctl[0]) is not None
+            source = "journal" if under_systemd and found else "memory"
+        self.source = source
+
+    def check_enabled(self) -> None:
+        if not self._enabled:
+            raise LogReaderDisabledError
+
+    async def lines(self, seek: int, follow: bool) -> AsyncIterator[str]:
+        """Lines ending in CRLF: the last `seek` seconds (0 = all), then new ones if `follow`."""
+        self.check_enabled()
+        read = self._journal if self.source == "journal" else self._memory
+        async for line in read(seek, follow):
+            yield line
+
+    async def _memory(self, seek: int, follow: bool) -> AsyncIterator[str]:
+        min_time = time.time() - seek if seek > 0 else 0.0
+        last = 0
+        wake = asyncio.Event()
+        key = self._ring.add_waiter(wake)
+        try:
+            while True:
+                wake.clear()  # before reading, so a record written meanwhile still wakes us
+                for seq, line in self._ring.since(last, min_time):
+                    last = seq
+                    yield line + "\r\n"
+                if not follow:
+                    return
+                await wake.wait()
+        finally:
+            self._ring.remove_waiter(key)
+
+    async def _journal(self, seek: int, follow: bool) -> AsyncIterator[str]:
+        argv = [*self._journalctl, "--boot", "--output=json", "--no-pager", "--unit=kvmd*"]
+        argv.append(f"--since=@{int(time.time()) - seek}" if seek > 0 else "--lines=all")
+        if follow:
+            argv.append("--follow")
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=_JOURNAL_LINE_LIMIT,
+        )
+        try:
+            assert proc.stdout is not None  # noqa: S101 -- stdout=PIPE above
+            async for raw in proc.stdout:
+                for line in parse_journal_entry(raw):
+                    yield line
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+
+
+def parse_journal_entry(raw: bytes) -> list[str]:
+    """One `journalctl --output=json` entry as /api/log lines; [] for anything unusable."""
+    try:
+        entry = json.loads(raw)
+        created = int(entry["__REALTIME_TIMESTAMP"]) / 1_000_000
+        message = entry["MESSAGE"]
+        if isinstance(message, list):  # journald sends non-UTF-8 messages as byte arrays
+            message = bytes(message).decode("utf-8", errors="replace")
+        if not isinstance(message, str):
+            return []
+    except (ValueError, KeyError, TypeError):
+        return []
+    prefix = f"[{_stamp(created)} {entry.get('_SYSTEMD_UNIT', '-')}] --- "
+    return [prefix + part.rstrip() + "\r\n" for part in message.splitlines() or [""]]
