@@ -7,6 +7,7 @@ elsewhere (`make run`, tests) the ring buffer of the daemon's own records stands
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from kvmd.config.schema import LogReaderConfig
 from kvmd.errors import LogReaderDisabledError
@@ -135,14 +136,17 @@ class LogReader:
         if not self._enabled:
             raise LogReaderDisabledError
 
-    async def lines(self, seek: int, follow: bool) -> AsyncIterator[str]:
+    async def lines(self, seek: int, follow: bool) -> AsyncGenerator[str, None]:
         """Lines ending in CRLF: the last `seek` seconds (0 = all), then new ones if `follow`."""
         self.check_enabled()
         read = self._journal if self.source == "journal" else self._memory
-        async for line in read(seek, follow):
-            yield line
+        # aclosing: when our consumer stops, the source must end now (and kill journalctl),
+        # not whenever the garbage collector gets to it.
+        async with contextlib.aclosing(read(seek, follow)) as source:
+            async for line in source:
+                yield line
 
-    async def _memory(self, seek: int, follow: bool) -> AsyncIterator[str]:
+    async def _memory(self, seek: int, follow: bool) -> AsyncGenerator[str, None]:
         min_time = time.time() - seek if seek > 0 else 0.0
         last = 0
         wake = asyncio.Event()
@@ -159,7 +163,7 @@ class LogReader:
         finally:
             self._ring.remove_waiter(key)
 
-    async def _journal(self, seek: int, follow: bool) -> AsyncIterator[str]:
+    async def _journal(self, seek: int, follow: bool) -> AsyncGenerator[str, None]:
         argv = [*self._journalctl, "--boot", "--output=json", "--no-pager", "--unit=kvmd*"]
         argv.append(f"--since=@{int(time.time()) - seek}" if seek > 0 else "--lines=all")
         if follow:

@@ -2,7 +2,8 @@
 """Long-lived text responses (`/api/log?follow=1`) that end when the client leaves."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 
 from aiohttp import web
 
@@ -10,7 +11,9 @@ from aiohttp import web
 _PROBE_INTERVAL = 0.5
 
 
-async def stream_lines(request: web.Request, lines: AsyncIterator[str]) -> web.StreamResponse:
+async def stream_lines(
+    request: web.Request, lines: AsyncGenerator[str, None]
+) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await response.prepare(request)
     # A follower may wait for hours between lines; aiohttp does not cancel a handler
@@ -24,10 +27,11 @@ async def stream_lines(request: web.Request, lines: AsyncIterator[str]) -> web.S
     return response
 
 
-async def _pump(response: web.StreamResponse, lines: AsyncIterator[str]) -> None:
+async def _pump(response: web.StreamResponse, lines: AsyncGenerator[str, None]) -> None:
     try:
-        async for line in lines:
-            await response.write(line.encode())
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                await response.write(line.encode())
         await response.write_eof()
     except ConnectionError:
         pass
