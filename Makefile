@@ -34,8 +34,8 @@ run: $(BIN)/.installed testenv/run/htpasswd
 		--override-dir testenv/override.d --override-config testenv/run/override.yaml
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --no-cache --check .
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

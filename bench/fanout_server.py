@@ -10,12 +10,12 @@ from pathlib import Path
 
 import msgspec
 from aiohttp import web
-from kvmd.logs import LogRing
 
 from kvmd.app import build, runner_options, start
 from kvmd.bus import Topic
 from kvmd.config.load import load_files
 from kvmd.info.state import InfoState
+from kvmd.logs import LogRing
 from kvmd.server.web import make_app
 
 

@@ -124,6 +124,7 @@ async def _serve(
     if server.unix:
         path = _prepare_unix(Path(server.unix), remove=server.unix_rm)
         await web.UnixSite(runner, str(path)).start()
+        stack.callback(path.unlink, missing_ok=True)
         path.chmod(server.unix_mode)
         logger.info("Listening on unix:%s", path)
     if server.port:

@@ -27,6 +27,8 @@ _Loader.add_implicit_resolver(
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
+# YAML 1.2 octal (`0o660`, natural for file modes); PyYAML's int constructor already reads it.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$"), ["0"])
 
 
 def read_yaml(path: Path) -> object:

@@ -123,3 +123,17 @@ def test_cli_dump_config(tmp_path):
     result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
     assert result.returncode == 0
     assert result.stdout == "kvmd:\n  server:\n    port: 8081\n"
+
+
+def test_yaml_octal_modes(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  server:\n    unix_mode: 0o640\n")
+    assert load_files([main]).kvmd.server.unix_mode == 0o640
+    legacy = write(tmp_path / "l.yaml", "kvmd:\n  server:\n    unix_mode: 0600\n")
+    assert load_files([legacy]).kvmd.server.unix_mode == 0o600
+
+
+@pytest.mark.parametrize("path", ["configs/kvmd/main.yaml", "testenv/kvmd.yaml"])
+def test_shipped_configs_load(path):
+    repo = Path(__file__).resolve().parents[3]
+    config = load_files([repo / path])
+    assert config.kvmd.server.unix_mode == 0o660
