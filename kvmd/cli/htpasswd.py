@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from kvmd.auth.htpasswd import hash_password, read_entries, write_entries
-from kvmd.config.args import EX_CONFIG, add_config_args, load_from_args
-from kvmd.errors import ConfigError
+from kvmd.cli.common import CliError, file_from_args, make_parser, run_tool
 
 _PROG = "kvmd-htpasswd"
+_KEY = "kvmd.auth.internal.file"
 
 # PiKVM's username rule, so that a file moved between the two daemons stays valid.
 _USER_RE = re.compile(r"^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$")
@@ -28,41 +28,12 @@ _RESERVED_PREFIX = "_key."
 _PASSWD_MAX = 72
 
 
-class _CliError(Exception):
-    """A user mistake or refused operation: printed as one line, exit status 1."""
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = _make_parser().parse_args(argv)
-    try:
-        path = _htpasswd_path(args)
-    except ConfigError as exc:
-        print(f"{_PROG}: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        _dispatch(args, path)
-    except _CliError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{_PROG}: {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, EOFError):
-        # Ctrl-C / Ctrl-D at the password prompt: nothing was written.
-        print(f"\n{_PROG}: cancelled", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(_PROG, _make_parser().parse_args(argv), _htpasswd_path, _dispatch)
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_PROG, description="Manage kvmd's htpasswd users")
-    add_config_args(parser)
-    parser.add_argument(
-        "--file",
-        type=Path,
-        metavar="PATH",
-        help="the htpasswd file (default: kvmd.auth.internal.file from the config)",
-    )
+    parser = make_parser(_PROG, "Manage kvmd's htpasswd users", "htpasswd file", _KEY)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("list", help="print the users, one per line")
     set_cmd = commands.add_parser(
@@ -75,13 +46,7 @@ def _make_parser() -> argparse.ArgumentParser:
 
 
 def _htpasswd_path(args: argparse.Namespace) -> Path:
-    # An explicit --file needs no config at all: useful before /etc/kvmd exists.
-    if args.file is not None:
-        return Path(args.file)
-    configured = load_from_args(args).kvmd.auth.internal.file
-    if not configured:
-        raise ConfigError("kvmd.auth.internal.file is empty; pass --file")
-    return Path(configured)
+    return file_from_args(args, _KEY, lambda config: config.kvmd.auth.internal.file)
 
 
 def _dispatch(args: argparse.Namespace, path: Path) -> None:
@@ -107,15 +72,15 @@ def _set_user(path: Path, user: str) -> None:
 def _del_user(path: Path, user: str) -> None:
     entries = read_entries(path)
     if entries.pop(user, None) is None:
-        raise _CliError(f"no such user: {user!r}")
+        raise CliError(f"no such user: {user!r}")
     write_entries(path, entries)
 
 
 def _check_user(user: str) -> None:
     if user.startswith(_RESERVED_PREFIX):
-        raise _CliError(f"usernames starting with {_RESERVED_PREFIX!r} are reserved")
+        raise CliError(f"usernames starting with {_RESERVED_PREFIX!r} are reserved")
     if len(user) > _USER_MAX or not _USER_RE.match(user):
-        raise _CliError(
+        raise CliError(
             f"invalid username {user!r}: use at most {_USER_MAX} of a-z 0-9 @ . _ -,"
             " starting with a letter or _ and not ending with @ or ."
         )
@@ -124,18 +89,18 @@ def _check_user(user: str) -> None:
 def _check_passwd(passwd: str) -> None:
     # The message never echoes the password: it may be a typo of the real one.
     if not passwd:
-        raise _CliError("empty password refused")
+        raise CliError("empty password refused")
     if len(passwd) > _PASSWD_MAX:
-        raise _CliError(f"the password is longer than {_PASSWD_MAX} characters")
+        raise CliError(f"the password is longer than {_PASSWD_MAX} characters")
     if not all(0x20 <= ord(char) <= 0x7E for char in passwd):
-        raise _CliError("the password may contain printable ASCII characters only")
+        raise CliError("the password may contain printable ASCII characters only")
 
 
 def _read_passwd() -> str:
     if sys.stdin.isatty():
         first = getpass.getpass("Password: ")
         if first != getpass.getpass("Repeat: "):
-            raise _CliError("the passwords do not match")
+            raise CliError("the passwords do not match")
         return first
     # Raw bytes, so that the check does not depend on the locale: anything but ASCII becomes
     # U+FFFD and is refused. The limit bounds memory when stdin is not a line at all.

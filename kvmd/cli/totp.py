@@ -14,43 +14,18 @@ import pyotp
 import qrcode
 
 from kvmd.auth.totp import CODE_LENGTH, read_secret, write_secret
-from kvmd.config.args import EX_CONFIG, add_config_args, load_from_args
-from kvmd.errors import ConfigError
+from kvmd.cli.common import CliError, file_from_args, make_parser, run_tool
 
 _PROG = "kvmd-totp"
-
-
-class _CliError(Exception):
-    """A refused operation: printed as one line, exit status 1."""
+_KEY = "kvmd.auth.totp.secret.file"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _make_parser().parse_args(argv)
-    try:
-        path = _secret_path(args)
-    except ConfigError as exc:
-        print(f"{_PROG}: config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
-    try:
-        _dispatch(args, path)
-    except _CliError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{_PROG}: {exc.filename or path}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(_PROG, _make_parser().parse_args(argv), _secret_path, _dispatch)
 
 
 def _make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_PROG, description="Manage kvmd's TOTP second factor")
-    add_config_args(parser)
-    parser.add_argument(
-        "--file",
-        type=Path,
-        metavar="PATH",
-        help="the secret file (default: kvmd.auth.totp.secret.file from the config)",
-    )
+    parser = make_parser(_PROG, "Manage kvmd's TOTP second factor", "secret file", _KEY)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init_cmd = commands.add_parser("init", help="create a secret and show it as a QR code")
     init_cmd.add_argument("--force", action="store_true", help="replace an existing secret")
@@ -64,12 +39,7 @@ def _make_parser() -> argparse.ArgumentParser:
 
 
 def _secret_path(args: argparse.Namespace) -> Path:
-    if args.file is not None:
-        return Path(args.file)
-    configured = load_from_args(args).kvmd.auth.totp.secret.file
-    if not configured:
-        raise ConfigError("kvmd.auth.totp.secret.file is empty (2FA is disabled); pass --file")
-    return Path(configured)
+    return file_from_args(args, _KEY, lambda config: config.kvmd.auth.totp.secret.file)
 
 
 def _dispatch(args: argparse.Namespace, path: Path) -> None:
@@ -90,14 +60,14 @@ def _dispatch(args: argparse.Namespace, path: Path) -> None:
 def _init(path: Path, force: bool) -> None:
     if read_secret(path) and not force:
         # Replacing the secret silently would lock out everyone whose app holds the old one.
-        raise _CliError(f"{path} already holds a secret; use 'init --force' to replace it")
+        raise CliError(f"{path} already holds a secret; use 'init --force' to replace it")
     write_secret(path, pyotp.random_base32())
 
 
 def _show(path: Path, name: str, issuer: str) -> None:
     secret = read_secret(path)
     if not secret:
-        raise _CliError(f"no secret in {path}: 2FA is off; run 'init' first")
+        raise CliError(f"no secret in {path}: 2FA is off; run 'init' first")
     uri = str(pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name=issuer))
     print(uri)
     print(_render_qr(uri), end="", flush=True)
