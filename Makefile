@@ -41,7 +41,7 @@ typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
 pytest: $(BIN)/.installed
-	$(BIN)/pytest
+	$(BIN)/pytest --cov=kvmd --cov-report=term:skip-covered --cov-fail-under=90
 
 test: lint typecheck pytest
 
