@@ -218,3 +218,28 @@ async def test_shutdown_closes_sockets_going_away(make_client, make_config):
     message = await ws.receive(timeout=2)
     assert message.type is aiohttp.WSMsgType.CLOSE
     assert message.data == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_a_stalled_client_gets_only_the_newest_state(make_client, make_config):
+    (client, deps) = await make_client(make_config())
+    stalled = await client.ws_connect("/api/ws?stream=0", headers=ADMIN)
+    reader = await client.ws_connect("/api/ws?stream=0", headers=ADMIN)
+    await read_until(reader, current_burst_done)
+    # The stalled client reads nothing while 3000 states go out; the other keeps up.
+    for i in range(3000):
+        deps.bus.publish(
+            Topic.ATX, AtxState(enabled=True, busy=bool(i % 2), leds=AtxLeds(hdd=i == 2999))
+        )
+        if i % 100 == 0:
+            await asyncio.sleep(0)
+    last = {"busy": True, "enabled": True, "leds": {"hdd": True, "power": False}}
+    async with asyncio.timeout(5):
+        while (await reader.receive_json())["event"] != last:
+            pass
+    # Now the stalled one reads: its backlog was coalesced, far fewer than 3000 events.
+    events = await read_until(stalled, lambda ev: ev[-1]["event"] == last, limit=3000)
+    atx_events = [e for e in events if e["event_type"] == "atx"]
+    assert atx_events[-1]["event"] == last
+    assert len(atx_events) < 1000
+    await stalled.close()
+    await reader.close()
