@@ -37,7 +37,6 @@ def build(config: Config, ring: LogRing) -> Deps:
     bus = Bus()
     hid = make_hid(kvmd.hid, bus)
     streamer = make_streamer(kvmd.streamer, bus)
-    renderer = EventRenderer()
     return Deps(
         config=config,
         bus=bus,
@@ -55,8 +54,7 @@ def build(config: Config, ring: LogRing) -> Deps:
         msd=make_msd(kvmd.msd, bus),
         gpio=make_gpio(kvmd.gpio, bus),
         streamer=streamer,
-        renderer=renderer,
-        hub=WsHub(bus, hid, renderer),
+        hub=WsHub(bus, hid, EventRenderer()),
     )
 
 

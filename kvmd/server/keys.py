@@ -14,7 +14,6 @@ from kvmd.plugins.gpio.base import GpioBackend
 from kvmd.plugins.hid.base import HidBackend
 from kvmd.plugins.msd.base import MsdBackend
 from kvmd.plugins.streamer.base import StreamerBackend
-from kvmd.server.events import EventRenderer
 from kvmd.server.ws import WsHub
 
 CONFIG = web.AppKey("config", Config)
@@ -28,7 +27,6 @@ HID = web.AppKey("hid", HidBackend)
 MSD = web.AppKey("msd", MsdBackend)
 GPIO = web.AppKey("gpio", GpioBackend)
 STREAMER = web.AppKey("streamer", StreamerBackend)
-RENDERER = web.AppKey("renderer", EventRenderer)
 WS_HUB = web.AppKey("ws_hub", WsHub)
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -19,7 +19,6 @@ from kvmd.plugins.streamer.base import StreamerBackend
 from kvmd.server import keys
 from kvmd.server.auth import access_of, auth_middleware
 from kvmd.server.errors import errors_middleware
-from kvmd.server.events import EventRenderer
 from kvmd.server.ws import WsHub
 
 ROUTES = (
@@ -47,7 +46,6 @@ class Deps:
     msd: MsdBackend
     gpio: GpioBackend
     streamer: StreamerBackend
-    renderer: EventRenderer
     hub: WsHub
 
 
@@ -64,7 +62,6 @@ def make_app(deps: Deps) -> web.Application:
     app[keys.MSD] = deps.msd
     app[keys.GPIO] = deps.gpio
     app[keys.STREAMER] = deps.streamer
-    app[keys.RENDERER] = deps.renderer
     app[keys.WS_HUB] = deps.hub
     for table in ROUTES:
         for route in table:

@@ -10,6 +10,7 @@ import pytest
 from kvmd.bus import Topic
 from kvmd.plugins.atx.base import AtxLeds, AtxState
 from kvmd.plugins.hid.disabled import DisabledHid
+from kvmd.server.events import EventRenderer
 from kvmd.server.ws import WsHub
 from tests.conftest import ADMIN, SAMPLES
 
@@ -176,7 +177,7 @@ async def test_input_reaches_hid_and_keys_are_released(make_client, make_config)
         nonlocal hid
         hid = RecordingHid(deps.config.kvmd.hid, deps.bus)
         hid.calls = []
-        return dataclasses.replace(deps, hid=hid, hub=WsHub(deps.bus, hid, deps.renderer))
+        return dataclasses.replace(deps, hid=hid, hub=WsHub(deps.bus, hid, EventRenderer()))
 
     (client, _) = await make_client(make_config(), patch)
     async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
