@@ -54,7 +54,12 @@ class AuthManager:
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
 
     async def check_password(self, user: str, passwd: str) -> bool:
-        secret = read_secret(self._totp_path)
+        try:
+            secret = read_secret(self._totp_path)
+        except OSError as exc:
+            # 2FA is configured but its secret can't be read: deny rather than drop the factor.
+            logger.error("Can't read the TOTP secret, denying every login: %s", exc)  # noqa: TRY400
+            return False
         if secret:
             (passwd, code) = split_code(passwd)
             if not verify_code(secret, code):

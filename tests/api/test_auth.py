@@ -221,3 +221,10 @@ async def test_unknown_path_is_plain_404_even_without_credentials(client):
     assert response.status == 404
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert await response.text() == (SAMPLES / "not_found.txt").read_text()
+
+
+async def test_unreadable_totp_secret_fails_closed(client, tmp_path):
+    (tmp_path / "totp.secret").mkdir()  # reading a directory fails, even for root
+    response = await client.get("/api/auth/check", headers=ADMIN)
+    assert response.status == 403
+    assert (await response.json())["result"]["error"] == "ForbiddenError"
