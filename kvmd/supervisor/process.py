@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A child process kept running while it is wanted: restarted on crash, stopped cleanly."""
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ProcessOptions:
+    """How a `ManagedProcess` restarts and stops its child."""
+
+    name: str
+    # SIGTERM, then this long for a clean exit before SIGKILL to the whole group
+    # (ustreamer needs up to ~3 s to release the capture device).
+    stop_timeout: float = 3.0
+    restart_delay_min: float = 0.5
+    restart_delay_max: float = 10.0
+    # A child that ran this long was healthy: its next crash restarts without back-off.
+    stable_after: float = 10.0
+
+
+class ManagedProcess:
+    """Runs `argv()` while wanted. `run()` is the supervising loop; it returns only when cancelled.
+
+    The child gets its own session, so that stopping it also stops whatever it spawned;
+    its stdout and stderr go to the log line by line.
+    """
+
+    def __init__(self, options: ProcessOptions, argv: Callable[[], list[str]]) -> None:
+        """Prepare; nothing runs until `run()` is awaited and `set_wanted(True)` is called."""
+        self._options = options
+        self._argv = argv
+        self._log = logging.getLogger(f"kvmd.{options.name}")
+        self._wanted = False
+        self._restart = False
+        self._changed = asyncio.Event()
+        self._proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    def set_wanted(self, wanted: bool) -> None:
+        """Start or stop the child; the loop acts on it at once."""
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._changed.set()
+
+    def restart(self) -> None:
+        """Stop the child and start it again (with fresh arguments) if it is still wanted."""
+        if self._proc is not None and self._proc.returncode is None:
+            self._restart = True
+            self._changed.set()
+
+    async def run(self) -> None:
+        """Supervise until cancelled; the child never outlives this loop."""
+        delay = self._options.restart_delay_min
+        try:
+            while True:
+                while not self._wanted:
+                    await self._wait_change()
+                started = time.monotonic()
+                crashed = await self._run_once()
+                if not crashed:
+                    delay = self._options.restart_delay_min
+                    continue
+                if time.monotonic() - started >= self._options.stable_after:
+                    delay = self._options.restart_delay_min
+                self.restarts += 1
+                self._log.warning("Restarting in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._options.restart_delay_max)
+        finally:
+            await asyncio.shield(self._stop_child())
+
+    async def _wait_change(self) -> None:
+        await self._changed.wait()
+        self._changed.clear()
+
+    async def _run_once(self) -> bool:
+        """Run the child until it exits (True: it crashed) or is no longer wanted (False)."""
+        self._restart = False
+        argv = self._argv()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.error("Can't start %s: %s", argv[0], exc)
+            return True
+        self._proc = proc
+        self._log.info("Started pid=%d: %s", proc.pid, " ".join(argv))
+        async with asyncio.TaskGroup() as tasks:
+            drain = tasks.create_task(self._drain(proc))
+            exited = tasks.create_task(proc.wait())
+            while not exited.done() and self._wanted and not self._restart:
+                change = tasks.create_task(self._wait_change())
+                await asyncio.wait((exited, change), return_when=asyncio.FIRST_COMPLETED)
+                change.cancel()
+            crashed = exited.done()
+            await self._stop_child()
+            await drain
+        if crashed:
+            self._log.error("Exited with status %s", proc.returncode)
+        return crashed
+
+    async def _drain(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None  # noqa: S101 -- stdout=PIPE above
+        async for raw in proc.stdout:
+            self._log.info("%s", raw.decode(errors="replace").rstrip())
+
+    async def _stop_child(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self._options.stop_timeout):
+                await proc.wait()
+        except TimeoutError:
+            self._log.warning("pid=%d ignored SIGTERM, killing its group", proc.pid)
+            _signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+        # Anything the child left behind in its session goes too.
+        _signal_group(proc.pid, signal.SIGKILL)
+        self._log.info("Stopped pid=%d with status %s", proc.pid, proc.returncode)
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
