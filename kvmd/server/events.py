@@ -20,12 +20,6 @@ from kvmd.plugins.gpio.base import GpioState
 Frame = tuple[str, bytes]
 
 
-class ClientsState(msgspec.Struct, frozen=True):
-    """The `clients` event: how many websockets watch the stream."""
-
-    count: int
-
-
 class OcrWrapped(msgspec.Struct, frozen=True):
     ocr: msgspec.Struct
 

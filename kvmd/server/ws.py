@@ -11,7 +11,8 @@ from kvmd.auth.principal import Permission, Principal
 from kvmd.bus import Bus, Subscription, Topic
 from kvmd.errors import KvmdError
 from kvmd.plugins.hid.base import HidBackend
-from kvmd.server.events import LOOP_CURRENT, LOOP_LEGACY, PONG, ClientsState, EventRenderer
+from kvmd.plugins.streamer.base import ClientsState
+from kvmd.server.events import LOOP_CURRENT, LOOP_LEGACY, PONG, EventRenderer
 from kvmd.server.ws_input import (
     ButtonInput,
     CodeInput,

@@ -46,6 +46,11 @@ class ManagedProcess:
         self.restarts = 0
 
     @property
+    def wanted(self) -> bool:
+        """Whether the child should be running."""
+        return self._wanted
+
+    @property
     def pid(self) -> int | None:
         """The child's pid while it runs."""
         proc = self._proc

@@ -9,6 +9,7 @@ from kvmd.plugins.streamer.config import StreamerConfig
 
 BACKENDS: dict[str, str] = {
     "disabled": "kvmd.plugins.streamer.disabled:DisabledStreamer",
+    "ustreamer": "kvmd.plugins.streamer.ustreamer:Ustreamer",
 }
 
 

@@ -2,10 +2,12 @@
 """The video streamer (ustreamer) and what the API says about it."""
 
 import abc
+import contextlib
 
 import msgspec
 
 from kvmd.bus import Topic
+from kvmd.errors import OperationError
 from kvmd.plugins.backend import Backend
 
 
@@ -24,10 +26,13 @@ class MinMax(msgspec.Struct, frozen=True):
     max: int
 
 
-class StreamerLimits(msgspec.Struct, frozen=True):
-    """Ranges of the changeable parameters."""
+class StreamerLimits(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Ranges of the changeable parameters; a disabled feature's are left out."""
 
     desired_fps: MinMax
+    available_resolutions: list[str] | None = None
+    h264_bitrate: MinMax | None = None
+    h264_gop: MinMax | None = None
 
 
 class StreamerParams(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -35,6 +40,9 @@ class StreamerParams(msgspec.Struct, frozen=True, omit_defaults=True):
 
     desired_fps: int
     quality: int | None = None
+    resolution: str | None = None
+    h264_bitrate: int | None = None
+    h264_gop: int | None = None
 
 
 class SavedSnapshot(msgspec.Struct, frozen=True):
@@ -75,12 +83,52 @@ class OcrState(msgspec.Struct, frozen=True):
     langs: OcrLangs = msgspec.field(default_factory=OcrLangs)
 
 
+class ClientsState(msgspec.Struct, frozen=True):
+    """The `clients` event: how many websockets watch the stream."""
+
+    count: int
+
+
 class StreamerApp(msgspec.Struct, frozen=True):
     """The streamer program as /api/info reports it."""
 
     app: str = ""
     version: str = ""
     features: dict[str, bool] = msgspec.field(default_factory=dict)
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """One JPEG frame and what the streamer said about it."""
+
+    jpeg: bytes
+    online: bool
+    width: int
+    height: int
+    headers: dict[str, str]
+
+
+class StreamerDisabledError(OperationError):
+    """No streamer is configured."""
+
+    default_msg = "Streamer is disabled"
+
+
+class StreamerQualityNotSupported(OperationError):  # noqa: N818 -- PiKVM's name
+    """The capture device encodes by itself."""
+
+    default_msg = "This streamer does not support quality settings"
+
+
+class StreamerResolutionNotSupported(OperationError):  # noqa: N818 -- PiKVM's name
+    """The resolution is fixed."""
+
+    default_msg = "This streamer does not support resolution settings"
+
+
+class StreamerH264NotSupported(OperationError):  # noqa: N818 -- PiKVM's name
+    """No H.264 sink is configured."""
+
+    default_msg = "This streamer does not support H264"
 
 
 class StreamerBackend(Backend):
@@ -95,3 +143,23 @@ class StreamerBackend(Backend):
     @abc.abstractmethod
     async def describe(self) -> StreamerApp:
         """Name, version and build features of the streamer program."""
+
+    @abc.abstractmethod
+    async def set_params(self, params: StreamerParams) -> None:
+        """Change parameters; unset ones (None) keep their value. A change restarts the streamer."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Restart the streamer if it runs."""
+
+    @abc.abstractmethod
+    async def snapshot(self, *, allow_offline: bool, save: bool, load: bool) -> Snapshot:
+        """A frame, starting the streamer for it if nobody watches; UnavailableError if none."""
+
+    @abc.abstractmethod
+    def forget_snapshot(self) -> None:
+        """Drop the saved snapshot."""
+
+    @abc.abstractmethod
+    def hold(self) -> contextlib.AbstractAsyncContextManager[str]:
+        """Keep the streamer running for the block; yields its unix socket path."""

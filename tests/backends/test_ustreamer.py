@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The streamer backend with Debian's real ustreamer binary (no capture device: NO SIGNAL)."""
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from kvmd.bus import Bus, Topic
+from kvmd.config.schema import Config
+from kvmd.errors import UnavailableError, ValidatorError
+from kvmd.plugins.streamer import make_streamer
+from kvmd.plugins.streamer.base import (
+    ClientsState,
+    StreamerParams,
+    StreamerQualityNotSupported,
+    StreamerResolutionNotSupported,
+)
+from kvmd.plugins.streamer.ustreamer import Ustreamer
+
+pytestmark = pytest.mark.timeout(60)
+USTREAMER = shutil.which("ustreamer")
+
+
+def streamer_config(tmp_path: Path, **options: object) -> Ustreamer:
+    if USTREAMER is None:
+        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
+    config = msgspec.convert(
+        {
+            "kvmd": {
+                "streamer": {
+                    "type": "ustreamer",
+                    "unix": str(tmp_path / "ustreamer.sock"),
+                    "cmd": [
+                        USTREAMER,
+                        f"--device={tmp_path}/no-video",
+                        "--persistent",
+                        "--quality={quality}",
+                        "--desired-fps={desired_fps}",
+                        "--unix={unix}",
+                        "--unix-rm",
+                        "--exit-on-parent-death",
+                        "--process-name-prefix={process_name_prefix}",
+                    ],
+                    "shutdown_delay": 0.5,
+                    "state_poll": 0.2,
+                    "restart_delay_min": 0.05,
+                    "restart_delay_max": 0.2,
+                    "desired_fps": {"default": 30, "max": 40},
+                    **options,
+                }
+            }
+        },
+        Config,
+    )
+    backend = make_streamer(config.kvmd.streamer, Bus())
+    assert isinstance(backend, Ustreamer)
+    return backend
+
+
+@contextlib.asynccontextmanager
+async def running(backend: Ustreamer):
+    await backend.start()
+    task = asyncio.get_running_loop().create_task(backend.run())
+    try:
+        yield backend._bus
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await backend.stop()
+
+
+async def wait_for(predicate, limit=10.0):
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+def ustreamer_state(backend: Ustreamer) -> dict | None:
+    raw = backend.state().streamer
+    return None if raw is None else json.loads(bytes(raw))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+async def test_runs_while_watched_and_stops_after_the_delay(tmp_path):
+    backend = streamer_config(tmp_path)
+    async with running(backend) as bus:
+        await asyncio.sleep(0.3)
+        assert backend._process.pid is None  # nobody watches: not started
+        bus.publish(Topic.CLIENTS, ClientsState(count=1))
+        await wait_for(lambda: ustreamer_state(backend) is not None)
+        state = ustreamer_state(backend)
+        assert state["source"]["online"] is False  # no capture device here
+        assert state["source"]["desired_fps"] == 30
+        published = bus.state(Topic.STREAMER)
+        assert published is not None
+        assert published.streamer is not None
+        pid = backend._process.pid
+        assert pid is not None
+        bus.publish(Topic.CLIENTS, ClientsState(count=0))
+        await asyncio.sleep(0.3)
+        assert alive(pid)  # still inside shutdown_delay
+        await wait_for(lambda: not alive(pid), limit=0.5 + 3 + 1)
+        await wait_for(lambda: ustreamer_state(backend) is None)
+
+
+async def test_set_params_restarts_with_new_arguments(tmp_path):
+    backend = streamer_config(tmp_path)
+    async with running(backend) as bus:
+        bus.publish(Topic.CLIENTS, ClientsState(count=1))
+        await wait_for(lambda: ustreamer_state(backend) is not None)
+        first = backend._process.pid
+        await backend.set_params(StreamerParams(desired_fps=15, quality=50))
+        assert backend.state().params == StreamerParams(desired_fps=15, quality=50)
+        await wait_for(
+            lambda: (ustreamer_state(backend) or {}).get("source", {}).get("desired_fps") == 15
+        )
+        assert backend._process.pid != first
+        assert "--desired-fps=15" in Path(f"/proc/{backend._process.pid}/cmdline").read_text()
+        # The same parameters again: nothing restarts.
+        second = backend._process.pid
+        await backend.set_params(StreamerParams(desired_fps=15, quality=50))
+        await asyncio.sleep(0.5)
+        assert backend._process.pid == second
+
+
+@pytest.mark.parametrize(
+    ("params", "error"),
+    [
+        (StreamerParams(desired_fps=41), ValidatorError),
+        (StreamerParams(desired_fps=30, resolution="800x600"), StreamerResolutionNotSupported),
+    ],
+)
+async def test_bad_params_change_nothing(tmp_path, params, error):
+    backend = streamer_config(tmp_path)
+    before = backend.state()
+    with pytest.raises(error):
+        await backend.set_params(params)
+    assert backend.state() == before
+
+
+async def test_quality_feature_off(tmp_path):
+    backend = streamer_config(tmp_path, quality=0)
+    assert backend.state().features.quality is False
+    with pytest.raises(StreamerQualityNotSupported):
+        await backend.set_params(StreamerParams(desired_fps=30, quality=50))
+
+
+async def test_ten_kills_are_each_recovered(tmp_path):
+    backend = streamer_config(tmp_path)
+    async with running(backend) as bus:
+        bus.publish(Topic.CLIENTS, ClientsState(count=1))
+        seen = set()
+        for _ in range(10):
+            await wait_for(
+                lambda: (
+                    backend._process.pid not in (None, *seen)
+                    and ustreamer_state(backend) is not None
+                )
+            )
+            pid = backend._process.pid
+            seen.add(pid)
+            os.kill(pid, signal.SIGKILL)
+        await wait_for(
+            lambda: (
+                backend._process.pid not in (None, *seen) and ustreamer_state(backend) is not None
+            )
+        )
+        assert backend._process.restarts == 10
+
+
+async def test_snapshot_starts_the_streamer_and_respects_allow_offline(tmp_path):
+    backend = streamer_config(tmp_path)
+    async with running(backend):
+        with pytest.raises(UnavailableError):
+            await backend.snapshot(allow_offline=False, save=False, load=False)
+        snapshot = await backend.snapshot(allow_offline=True, save=True, load=False)
+        assert snapshot.jpeg[:2] == b"\xff\xd8"
+        assert (snapshot.online, snapshot.width, snapshot.height) == (False, 640, 480)
+        assert snapshot.headers["X-UStreamer-Online"] == "false"
+        assert backend.state().snapshot.saved is not None
+        assert (await backend.snapshot(allow_offline=False, save=False, load=True)) is snapshot
+        backend.forget_snapshot()
+        with pytest.raises(UnavailableError):
+            await backend.snapshot(allow_offline=True, save=False, load=True)
+
+
+async def test_describe_reads_version_and_features(tmp_path):
+    app = await streamer_config(tmp_path).describe()
+    assert app.app == "ustreamer"
+    assert app.version.split(".")[0].isdigit()
+    assert app.features["HAS_PDEATHSIG"] is True
