@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -21,6 +22,7 @@ from kvmd.plugins.streamer.base import (
     StreamerParams,
     StreamerQualityNotSupported,
     StreamerResolutionNotSupported,
+    StreamerState,
 )
 from kvmd.plugins.streamer.ustreamer import Ustreamer
 
@@ -83,9 +85,13 @@ async def wait_for(predicate, limit=10.0):
             await asyncio.sleep(0.05)
 
 
-def ustreamer_state(backend: Ustreamer) -> dict | None:
+def ustreamer_state(backend: Ustreamer) -> dict[str, Any] | None:
     raw = backend.state().streamer
     return None if raw is None else json.loads(bytes(raw))
+
+
+def current_pid(backend: Ustreamer) -> int | None:
+    return backend._process.pid
 
 
 def alive(pid: int) -> bool:
@@ -100,16 +106,17 @@ async def test_runs_while_watched_and_stops_after_the_delay(tmp_path):
     backend = streamer_config(tmp_path)
     async with running(backend) as bus:
         await asyncio.sleep(0.3)
-        assert backend._process.pid is None  # nobody watches: not started
+        assert current_pid(backend) is None  # nobody watches: not started
         bus.publish(Topic.CLIENTS, ClientsState(count=1))
         await wait_for(lambda: ustreamer_state(backend) is not None)
         state = ustreamer_state(backend)
+        assert state is not None
         assert state["source"]["online"] is False  # no capture device here
         assert state["source"]["desired_fps"] == 30
         published = bus.state(Topic.STREAMER)
-        assert published is not None
+        assert isinstance(published, StreamerState)
         assert published.streamer is not None
-        pid = backend._process.pid
+        pid = current_pid(backend)
         assert pid is not None
         bus.publish(Topic.CLIENTS, ClientsState(count=0))
         await asyncio.sleep(0.3)
@@ -164,7 +171,7 @@ async def test_ten_kills_are_each_recovered(tmp_path):
     backend = streamer_config(tmp_path)
     async with running(backend) as bus:
         bus.publish(Topic.CLIENTS, ClientsState(count=1))
-        seen = set()
+        seen: set[int | None] = set()
         for _ in range(10):
             await wait_for(
                 lambda: (
@@ -173,6 +180,7 @@ async def test_ten_kills_are_each_recovered(tmp_path):
                 )
             )
             pid = backend._process.pid
+            assert pid is not None
             seen.add(pid)
             os.kill(pid, signal.SIGKILL)
         await wait_for(

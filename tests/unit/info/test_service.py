@@ -16,7 +16,7 @@ from kvmd.config.schema import InfoConfig, InfoFanConfig, InfoHwConfig
 from kvmd.info.collect import read_uptime
 from kvmd.info.service import InfoService
 from kvmd.info.state import InfoState, Platform, StreamerVersion, legacy_hw
-from kvmd.plugins.streamer.base import StreamerApp, StreamerBackend, StreamerState
+from kvmd.plugins.streamer.base import StreamerApp
 from kvmd.plugins.streamer.config import DisabledStreamerConfig
 from kvmd.plugins.streamer.disabled import DisabledStreamer
 
@@ -26,10 +26,7 @@ SAMPLES = REPO.parent / "shared" / "samples"
 FEATURES = {"HAS_PDEATHSIG": True, "WITH_GPIO": False}
 
 
-class FakeStreamer(StreamerBackend):
-    def state(self) -> StreamerState:
-        return DisabledStreamer(DisabledStreamerConfig(), self._bus).state()
-
+class FakeStreamer(DisabledStreamer):
     async def describe(self) -> StreamerApp:
         return StreamerApp(app="ustreamer", version="6.11", features=FEATURES)
 
