@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck pytest bench clean
 
-# System tools the tests drive as a user would; installed only where missing.
-SYSTEM_TOOLS := curl
+# System programs kvmd runs or the tests drive as a user would (Debian packages named like
+# the command); installed only where missing.
+SYSTEM_TOOLS := curl ustreamer
 
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \

@@ -1,0 +1,152 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""/api/streamer and /streamer/stream with the real ustreamer binary behind them."""
+
+import asyncio
+import contextlib
+import io
+import shutil
+
+import pytest
+from PIL import Image
+
+from kvmd.plugins.streamer.ustreamer import Ustreamer
+from tests.conftest import ADMIN
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def streamer_client(make_client, make_config, tmp_path):
+    ustreamer = shutil.which("ustreamer")
+    if ustreamer is None:
+        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
+    config = make_config(
+        kvmd={
+            "streamer": {
+                "type": "ustreamer",
+                "unix": str(tmp_path / "us.sock"),
+                "cmd": [
+                    ustreamer,
+                    f"--device={tmp_path}/none",
+                    "--persistent",
+                    "--quality={quality}",
+                    "--desired-fps={desired_fps}",
+                    "--unix={unix}",
+                    "--unix-rm",
+                    "--exit-on-parent-death",
+                ],
+                "shutdown_delay": 0.5,
+                "state_poll": 0.2,
+            }
+        }
+    )
+    (client, deps) = await make_client(config)
+    assert isinstance(deps.streamer, Ustreamer)
+    task = asyncio.get_running_loop().create_task(deps.streamer.run())
+    yield (client, deps.streamer)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_state_shape(streamer_client):
+    (client, _) = streamer_client
+    result = (await (await client.get("/api/streamer", headers=ADMIN)).json())["result"]
+    assert result == {
+        "features": {"h264": False, "quality": True, "resolution": False},
+        "limits": {"desired_fps": {"max": 90, "min": 0}},
+        "params": {"desired_fps": 30, "quality": 80},
+        "snapshot": {"saved": None},
+        "streamer": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("quality=500", "ValidatorError"),
+        ("desired_fps=-1", "ValidatorError"),
+        ("desired_fps=100", "ValidatorError"),
+        ("resolution=abc", "ValidatorError"),
+        ("resolution=800x600", "StreamerResolutionNotSupported"),
+        ("h264_bitrate=100", "StreamerH264NotSupported"),
+    ],
+)
+async def test_bad_params_are_400_and_restart_nothing(streamer_client, query, error):
+    (client, streamer) = streamer_client
+    before = streamer.state()
+    response = await client.post(f"/api/streamer/set_params?{query}", headers=ADMIN)
+    assert response.status == 400
+    assert (await response.json())["result"]["error"] == error
+    assert streamer.state() == before
+    assert streamer._process.restarts == 0
+
+
+async def test_set_params(streamer_client):
+    (client, streamer) = streamer_client
+    response = await client.post("/api/streamer/set_params?quality=55", headers=ADMIN)
+    assert response.status == 200
+    params = (await (await client.get("/api/streamer", headers=ADMIN)).json())["result"]["params"]
+    assert params == {"desired_fps": 30, "quality": 55}
+    assert "--quality=55" in streamer._argv()
+    assert (await client.post("/api/streamer/reset", headers=ADMIN)).status == 200
+
+
+async def test_snapshot_and_preview(streamer_client):
+    (client, _) = streamer_client
+    offline = await client.get("/api/streamer/snapshot", headers=ADMIN)
+    assert offline.status == 503
+    assert (await offline.json())["result"]["error"] == "UnavailableError"
+    full = await client.get("/api/streamer/snapshot?allow_offline=1&save=1", headers=ADMIN)
+    assert full.status == 200
+    assert full.headers["Content-Type"] == "image/jpeg"
+    assert full.headers["X-UStreamer-Online"] == "false"
+    assert Image.open(io.BytesIO(await full.read())).size == (640, 480)
+    preview = await client.get(
+        "/api/streamer/snapshot?allow_offline=1&preview=1&preview_max_width=320", headers=ADMIN
+    )
+    assert Image.open(io.BytesIO(await preview.read())).size == (320, 240)
+    fifth = await client.get("/api/streamer/snapshot?allow_offline=1&preview=1", headers=ADMIN)
+    assert Image.open(io.BytesIO(await fifth.read())).size == (128, 96)
+    saved = (await (await client.get("/api/streamer", headers=ADMIN)).json())["result"]["snapshot"]
+    assert saved == {"saved": {"height": 480, "online": False, "width": 640}}
+    loaded = await client.get("/api/streamer/snapshot?load=1", headers=ADMIN)
+    assert loaded.status == 200
+    assert (await client.delete("/api/streamer/snapshot", headers=ADMIN)).status == 200
+    assert (await client.get("/api/streamer/snapshot?load=1", headers=ADMIN)).status == 503
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("preview=1&preview_max_width=0", "ValidatorError"),
+        ("preview_quality=0", "ValidatorError"),
+        ("allow_offline=maybe", "ValidatorError"),
+        ("ocr=1", "OcrError"),
+    ],
+)
+async def test_bad_snapshot_queries(streamer_client, query, error):
+    (client, _) = streamer_client
+    response = await client.get(f"/api/streamer/snapshot?{query}", headers=ADMIN)
+    assert response.status == 400
+    assert (await response.json())["result"]["error"] == error
+
+
+async def test_video_needs_credentials(streamer_client):
+    (client, _) = streamer_client
+    assert (await client.get("/api/streamer/snapshot?allow_offline=1")).status == 401
+    assert (await client.get("/streamer/stream")).status == 401
+
+
+async def test_stream_relays_mjpeg(streamer_client):
+    (client, streamer) = streamer_client
+    response = await client.get("/streamer/stream", headers=ADMIN)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+    data = b""
+    async with asyncio.timeout(10):
+        while data.count(b"Content-Type: image/jpeg") < 2:
+            data += await response.content.readany()
+    assert b"\xff\xd8" in data
+    assert streamer._process.pid is not None
+    response.close()
