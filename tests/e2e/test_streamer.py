@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The daemon runs the real ustreamer while a websocket watches, and never leaves it behind."""
+
+import asyncio
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from passlib.hash import bcrypt
+
+from tests.conftest import ADMIN, REPO, config_data, deep_merge
+from tests.e2e.test_daemon import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def streamer_pids(marker: str) -> list[int]:
+    """Processes whose command line mentions `marker` (our unique socket path)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes() and b"ustreamer" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int, str]:
+    ustreamer = shutil.which("ustreamer")
+    if ustreamer is None:
+        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
+    port = free_port()
+    sock = str(tmp_path / "us.sock")
+    (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+    streamer = {
+        "type": "ustreamer",
+        "unix": sock,
+        "shutdown_delay": 1.0,
+        "cmd": [
+            ustreamer,
+            f"--device={tmp_path}/none",
+            "--persistent",
+            "--unix={unix}",
+            "--unix-rm",
+            "--exit-on-parent-death",
+            "--desired-fps={desired_fps}",
+        ],
+    }
+    data = deep_merge(
+        config_data(tmp_path), {"kvmd": {"server": {"port": port}, "streamer": streamer}}
+    )
+    (tmp_path / "main.yaml").write_text(json.dumps(data))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvmd",
+            "--main-config",
+            str(tmp_path / "main.yaml"),
+            "--override-dir",
+            str(tmp_path / "x"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    return (proc, port, sock)
+
+
+async def wait_for(predicate, limit: float) -> float:
+    started = time.monotonic()
+    async with asyncio.timeout(limit):
+        while not predicate():
+            await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def connect(session: aiohttp.ClientSession, port: int) -> aiohttp.ClientWebSocketResponse:
+    async with asyncio.timeout(20):
+        while True:
+            try:
+                return await session.ws_connect(f"http://127.0.0.1:{port}/api/ws", headers=ADMIN)
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+async def test_streamer_follows_watchers_and_dies_with_kvmd(tmp_path, how):
+    (proc, port, sock) = start_daemon(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as session:
+            ws = await connect(session, port)
+            await wait_for(lambda: len(streamer_pids(sock)) == 1, 10)
+            await ws.close()
+            # Gone within shutdown_delay (1 s) plus ustreamer's stop time.
+            await wait_for(lambda: not streamer_pids(sock), 1.0 + 3.0 + 1.0)
+            ws = await connect(session, port)
+            await wait_for(lambda: len(streamer_pids(sock)) == 1, 10)
+            proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
+            proc.wait(15)
+            await wait_for(lambda: not streamer_pids(sock), 5)
+            await ws.close()
+        assert proc.returncode == (0 if how == "sigterm" else -signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
