@@ -6,6 +6,7 @@ Every loop is bounded by a count and a time limit. Figures are printed, never as
 
 import asyncio
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, streamer: dict[str, object] | None = None) -> Path:
     # Real bcrypt at its default cost: the point is to show the cache hides it.
     (tmp / "htpasswd").write_text(f"admin:{hash_password('admin')}\n")
     config = {
@@ -47,6 +48,7 @@ def write_config(tmp: Path, port: int) -> Path:
                 },
             },
             "log_reader": {"source": "memory"},
+            **({"streamer": streamer} if streamer else {}),
         },
         "logging": {"level": "warning"},
     }
@@ -204,10 +206,122 @@ async def bench_fanout(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids_with(marker: str) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+async def until(predicate, limit: float) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > limit:
+            raise RuntimeError("timed out")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+async def state_answers(sock: str) -> bool:
+    try:
+        connector = aiohttp.UnixConnector(path=sock)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get("http://localhost/state") as response,
+        ):
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def bench_streamer(tmp: Path, clients: int = 10, seconds: float = 5.0) -> dict[str, float]:
+    port = free_port()
+    sock = str(tmp / "sim-bench.sock")
+    streamer = {
+        "type": "ustreamer",
+        "unix": sock,
+        "shutdown_delay": 1.0,
+        "desired_fps": {"default": 30},
+        "cmd": [
+            sys.executable,
+            "-m",
+            "kvmd.sim.ustreamer",
+            "--unix={unix}",
+            "--desired-fps={desired_fps}",
+        ],
+    }
+    config = write_config(tmp, port, streamer)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvmd",
+            "--main-config",
+            str(config),
+            "--override-dir",
+            str(tmp / "none"),
+        ],
+        cwd=REPO,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url)
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(url + "/api/ws", headers=ADMIN)
+            started = time.monotonic()
+            while not await state_answers(sock):
+                if time.monotonic() - started > 20:
+                    raise RuntimeError("the streamer did not start")
+                await asyncio.sleep(0.005)
+            to_state = time.monotonic() - started
+            (sim,) = pids_with(sock)
+            await ws.close()
+            to_exit = await until(lambda: not Path(f"/proc/{sim}").exists(), 20)
+            frames = 0
+
+            async def watch() -> None:
+                nonlocal frames
+                async with session.get(url + "/streamer/stream", headers=ADMIN) as response:
+                    deadline = time.monotonic() + seconds
+                    async for chunk in response.content.iter_any():
+                        frames += chunk.count(b"Content-Type: image/jpeg")
+                        if time.monotonic() > deadline:
+                            break
+
+            # Let the streamer start for the first viewer before measuring.
+            async with session.get(url + "/api/streamer/snapshot", headers=ADMIN) as response:
+                await response.read()
+            cpu_before = cpu_seconds(proc.pid)
+            began = time.monotonic()
+            await asyncio.gather(*(watch() for _ in range(clients)))
+            elapsed = time.monotonic() - began
+            cpu = (cpu_seconds(proc.pid) - cpu_before) / elapsed * 100
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "connect_to_state_ms": to_state * 1000,
+        "leave_to_exit_s": to_exit,
+        "relay_fps_total": frames / elapsed,
+        "relay_clients": clients,
+        "relay_cpu_percent": cpu,
+    }
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = await bench_daemon(Path(tmp))
         results |= await bench_fanout(Path(tmp))
+        results |= await bench_streamer(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -225,6 +339,20 @@ async def main() -> None:
         f"  idle RSS of the daemon:                   {results['idle_rss_mb']:8.1f} MB"
         f" (target < {TARGETS['idle_rss_mb']:.0f} MB;"
         f" after load {results['rss_after_load_mb']:.1f} MB)"
+    )
+
+    print(
+        "  stream client connect -> streamer answers /state:"
+        f" {results['connect_to_state_ms']:.0f} ms"
+    )
+    print(
+        f"  last client leaves -> streamer exited:     {results['leave_to_exit_s']:.2f} s"
+        " (target <= shutdown_delay 1.0 s + 3 s)"
+    )
+    print(
+        f"  MJPEG relay, {results['relay_clients']:.0f} clients of a 30 fps simulated stream:"
+        f" {results['relay_fps_total']:.0f} frames/s in all,"
+        f" daemon CPU {results['relay_cpu_percent']:.0f}% of one core"
     )
 
 
