@@ -6,11 +6,11 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from kvmd.auth.principal import Access
-from kvmd.errors import ForbiddenError, ValidatorError
+from kvmd.auth.principal import Access, Permission
+from kvmd.errors import ForbiddenError, PermissionDeniedError, ValidatorError
 from kvmd.server.auth import TOKEN_COOKIE, check_passwd, check_token, check_user, requires
 from kvmd.server.errors import json_response
-from kvmd.server.keys import AUTH, AUTH_LABEL, CONFIG
+from kvmd.server.keys import AUTH, AUTH_LABEL, CONFIG, PRINCIPAL
 from kvmd.server.params import parse_params, read_form
 
 routes = web.RouteTableDef()
@@ -70,7 +70,25 @@ async def logout(request: web.Request) -> web.Response:
     return json_response({})
 
 
+class CheckQuery(msgspec.Struct, frozen=True, kw_only=True):
+    # Permissions the caller must hold, e.g. `video` for nginx guarding the stream.
+    require: str = ""
+
+
 @routes.get("/auth/check")
 @requires(Access.AUTHENTICATED)
 async def check(request: web.Request) -> web.Response:
+    query = parse_params(request.query, CheckQuery)
+    principal = request[PRINCIPAL]
+    for permission in _permissions(query.require):
+        if not principal.allows(permission):
+            raise PermissionDeniedError(f"Permission '{permission}' required")
     return json_response({})
+
+
+def _permissions(raw: str) -> list[Permission]:
+    names = [name for name in raw.replace(" ", ",").lower().split(",") if name]
+    try:
+        return [Permission(name) for name in names]
+    except ValueError:
+        raise ValidatorError(f"The argument {raw[:64]!r} is not a valid require") from None

@@ -228,3 +228,12 @@ async def test_unreadable_totp_secret_fails_closed(client, tmp_path):
     response = await client.get("/api/auth/check", headers=ADMIN)
     assert response.status == 403
     assert (await response.json())["result"]["error"] == "ForbiddenError"
+
+
+async def test_check_require(client):
+    ok = await client.get("/api/auth/check?require=video,hid", headers=ADMIN)
+    assert ok.status == 200
+    bad = await client.get("/api/auth/check?require=teleport", headers=ADMIN)
+    assert bad.status == 400
+    assert (await bad.json())["result"]["error"] == "ValidatorError"
+    assert (await client.get("/api/auth/check?require=video")).status == 401
