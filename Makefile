@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck pytest bench clean
 
-# System programs kvmd runs or the tests drive as a user would (Debian packages named like
-# the command); installed only where missing.
-SYSTEM_TOOLS := curl ustreamer
+# System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
+# installed only where the command is missing.
+SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng
 
 $(BIN)/.installed: pyproject.toml
-	@missing=$$(for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || echo $$t; done); \
+	@missing=$$(for t in $(SYSTEM_TOOLS); do \
+		command -v $${t%%=*} >/dev/null || echo $${t#*=} | tr , ' '; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

@@ -16,6 +16,7 @@ from kvmd.bus import Bus, Topic
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader, LogRing
+from kvmd.ocr import Ocr
 from kvmd.plugins.atx import make_atx
 from kvmd.plugins.backend import Backend
 from kvmd.plugins.gpio import make_gpio
@@ -23,7 +24,6 @@ from kvmd.plugins.hid import make_hid
 from kvmd.plugins.hid.keymaps import read_keymaps
 from kvmd.plugins.msd import make_msd
 from kvmd.plugins.streamer import make_streamer
-from kvmd.plugins.streamer.base import OcrState
 from kvmd.server.access_log import AccessLogger
 from kvmd.server.events import EventRenderer
 from kvmd.server.web import Deps, make_app
@@ -49,6 +49,7 @@ def build(config: Config, ring: LogRing) -> Deps:
             bus=bus,
         ),
         log_reader=LogReader(kvmd.log_reader, ring),
+        ocr=Ocr(kvmd.ocr, bus),
         atx=make_atx(kvmd.atx, bus),
         hid=hid,
         msd=make_msd(kvmd.msd, bus),
@@ -66,7 +67,7 @@ async def start(deps: Deps, stack: contextlib.AsyncExitStack) -> list[Coroutine[
         stack.push_async_callback(backend.stop)
     await deps.info.start()
     deps.bus.publish(Topic.HID_KEYMAPS, read_keymaps(Path(deps.config.kvmd.hid.keymap)))
-    deps.bus.publish(Topic.OCR, OcrState())  # TODO(#3): tesseract languages
+    await deps.ocr.start()
     deps.hub.start()
     return [backend.run() for backend in backends] + [deps.info.run()]
 

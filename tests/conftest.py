@@ -60,6 +60,8 @@ def config_data(tmp_path: Path) -> dict[str, Any]:
                 },
             },
             "log_reader": {"source": "memory"},
+            # OCR off unless a test asks for the real tesseract.
+            "ocr": {"cmd": [str(tmp_path / "no-tesseract")]},
         }
     }
 

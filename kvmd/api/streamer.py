@@ -8,23 +8,18 @@ import msgspec
 from aiohttp import web
 
 from kvmd.auth.principal import Permission
-from kvmd.bus import Topic
-from kvmd.errors import OperationError
 from kvmd.plugins.streamer.base import StreamerParams
 from kvmd.plugins.streamer.preview import make_preview
 from kvmd.server.auth import requires
 from kvmd.server.errors import json_response
-from kvmd.server.keys import BUS, STREAMER
+from kvmd.server.keys import OCR, STREAMER
 from kvmd.server.params import parse_params
 from kvmd.server.relay import relay_stream
 
 routes = web.RouteTableDef()
 
 Size = Annotated[int, msgspec.Meta(ge=1, le=16384)]
-
-
-class OcrError(OperationError):
-    default_msg = "OCR is not available: tesseract is not installed"
+Edge = Annotated[int, msgspec.Meta(ge=-1, le=65535)]  # -1: the image's edge
 
 
 class SetParamsQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,6 +41,11 @@ class SnapshotQuery(msgspec.Struct, frozen=True, kw_only=True):
     preview_max_height: Size | None = None
     preview_quality: Annotated[int, msgspec.Meta(ge=1, le=100)] = 80
     ocr: bool = False
+    ocr_langs: str = ""
+    ocr_left: Edge = -1
+    ocr_top: Edge = -1
+    ocr_right: Edge = -1
+    ocr_bottom: Edge = -1
 
 
 @routes.get("/streamer")
@@ -57,7 +57,7 @@ async def get_state(request: web.Request) -> web.Response:
 @routes.get("/streamer/ocr")
 @requires(Permission.STATE)
 async def get_ocr(request: web.Request) -> web.Response:
-    return json_response({"ocr": request.app[BUS].state(Topic.OCR)})
+    return json_response({"ocr": request.app[OCR].state()})
 
 
 @routes.post("/streamer/set_params")
@@ -83,11 +83,14 @@ async def reset(request: web.Request) -> web.Response:
 @requires(Permission.VIDEO)
 async def get_snapshot(request: web.Request) -> web.Response:
     query = parse_params(request.query, SnapshotQuery)
-    if query.ocr:
-        raise OcrError  # TODO(#3): tesseract OCR
+    langs = request.app[OCR].check_langs(query.ocr_langs) if query.ocr else []
     snapshot = await request.app[STREAMER].snapshot(
         allow_offline=query.allow_offline, save=query.save, load=query.load
     )
+    if query.ocr:
+        box = (query.ocr_left, query.ocr_top, query.ocr_right, query.ocr_bottom)
+        text = await request.app[OCR].recognize(snapshot.jpeg, langs, box)
+        return web.Response(text=text, content_type="text/plain", headers=snapshot.headers)
     jpeg = snapshot.jpeg
     if query.preview:
         width, height, quality = (

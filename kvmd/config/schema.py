@@ -103,6 +103,14 @@ class LogReaderConfig(Section, frozen=True):
     buffer_lines: Annotated[int, Meta(ge=100, le=1_000_000)] = 20_000
 
 
+class OcrConfig(Section, frozen=True):
+    """Text recognition in snapshots with the tesseract program; off when it is missing."""
+
+    cmd: list[str] = field(default_factory=lambda: ["/usr/bin/tesseract"])
+    langs: list[str] = field(default_factory=lambda: ["eng"])
+    timeout: Annotated[float, Meta(ge=0.5, le=120.0)] = 10.0
+
+
 class KvmdConfig(Section, frozen=True):
     """The daemon's own section."""
 
@@ -112,6 +120,7 @@ class KvmdConfig(Section, frozen=True):
     auth: AuthConfig = field(default_factory=AuthConfig)
     info: InfoConfig = field(default_factory=InfoConfig)
     log_reader: LogReaderConfig = field(default_factory=LogReaderConfig)
+    ocr: OcrConfig = field(default_factory=OcrConfig)
     hid: HidConfig = field(default_factory=DisabledHidConfig)
     atx: AtxConfig = field(default_factory=DisabledAtxConfig)
     msd: MsdConfig = field(default_factory=DisabledMsdConfig)

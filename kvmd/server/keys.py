@@ -9,6 +9,7 @@ from kvmd.bus import Bus
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader
+from kvmd.ocr import Ocr
 from kvmd.plugins.atx.base import AtxBackend
 from kvmd.plugins.gpio.base import GpioBackend
 from kvmd.plugins.hid.base import HidBackend
@@ -22,6 +23,7 @@ AUTH = web.AppKey("auth", AuthManager)
 UNAUTH_PATHS = web.AppKey("unauth_paths", frozenset[str])
 INFO = web.AppKey("info", InfoService)
 LOG_READER = web.AppKey("log_reader", LogReader)
+OCR = web.AppKey("ocr", Ocr)
 ATX = web.AppKey("atx", AtxBackend)
 HID = web.AppKey("hid", HidBackend)
 MSD = web.AppKey("msd", MsdBackend)

@@ -11,6 +11,7 @@ from kvmd.bus import Bus
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader
+from kvmd.ocr import Ocr
 from kvmd.plugins.atx.base import AtxBackend
 from kvmd.plugins.gpio.base import GpioBackend
 from kvmd.plugins.hid.base import HidBackend
@@ -41,6 +42,7 @@ class Deps:
     auth: AuthManager
     info: InfoService
     log_reader: LogReader
+    ocr: Ocr
     atx: AtxBackend
     hid: HidBackend
     msd: MsdBackend
@@ -57,6 +59,7 @@ def make_app(deps: Deps) -> web.Application:
     app[keys.UNAUTH_PATHS] = _unauth_paths(deps.config.kvmd.auth.unauth_paths)
     app[keys.INFO] = deps.info
     app[keys.LOG_READER] = deps.log_reader
+    app[keys.OCR] = deps.ocr
     app[keys.ATX] = deps.atx
     app[keys.HID] = deps.hid
     app[keys.MSD] = deps.msd

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from aiohttp import web
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 BOUNDARY = "boundarydonotcross"
 _PR_SET_PDEATHSIG = 1
@@ -32,6 +32,8 @@ class Camera:
         self.fps = max(fps, 1)
         self.quality = quality
         self._screen = screen
+        # Large enough for OCR of the simulated screen to work as it does on a real one.
+        self._font = ImageFont.load_default(size=max(size[1] // 16, 10))
         self.frame = self._render(0)
         self.frame_time = time.time()
         self.new_frame = asyncio.Condition()
@@ -49,7 +51,9 @@ class Camera:
             time.strftime("%Y-%m-%d %H:%M:%S") + f"  frame {n}",
             fill="white",
         )
-        draw.text((10, height // 6 + 40), self._screen_text(), fill=(180, 255, 180))
+        draw.text(
+            (10, height // 6 + 40), self._screen_text(), fill=(180, 255, 180), font=self._font
+        )
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=self.quality)
         return out.getvalue()

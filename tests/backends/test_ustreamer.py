@@ -212,3 +212,12 @@ async def test_describe_reads_version_and_features(tmp_path):
     assert app.app == "ustreamer"
     assert app.version.split(".")[0].isdigit()
     assert app.features["HAS_PDEATHSIG"] is True
+
+
+async def test_forever_runs_without_watchers(tmp_path):
+    backend = streamer_config(tmp_path, forever=True)
+    async with running(backend):
+        await wait_for(lambda: ustreamer_state(backend) is not None)
+        pid = current_pid(backend)
+        await asyncio.sleep(1.0)  # well past shutdown_delay
+        assert current_pid(backend) == pid

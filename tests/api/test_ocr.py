@@ -1,0 +1,66 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""OCR with the real tesseract, reading the simulated target's screen."""
+
+import asyncio
+import contextlib
+import shutil
+import sys
+
+import pytest
+
+from tests.conftest import ADMIN, sample
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+async def ocr_client(make_client, make_config, tmp_path):
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        pytest.fail("tesseract is missing: `make test` installs tesseract-ocr with apt-get")
+    (tmp_path / "screen.txt").write_text("HELLO FROM THE TARGET")
+    config = make_config(
+        kvmd={
+            "ocr": {"cmd": [tesseract]},
+            "streamer": {
+                "type": "ustreamer",
+                "unix": str(tmp_path / "sim.sock"),
+                "cmd": [
+                    sys.executable,
+                    "-m",
+                    "kvmd.sim.ustreamer",
+                    "--unix={unix}",
+                    f"--screen={tmp_path}/screen.txt",
+                ],
+            },
+        }
+    )
+    (client, deps) = await make_client(config)
+    task = asyncio.get_running_loop().create_task(deps.streamer.run())
+    yield client
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_ocr_state_matches_pikvm_sample(ocr_client):
+    response = await ocr_client.get("/api/streamer/ocr", headers=ADMIN)
+    assert await response.json() == sample("streamer_ocr.json")
+
+
+async def test_ocr_reads_the_screen(ocr_client):
+    response = await ocr_client.get("/api/streamer/snapshot?ocr=1", headers=ADMIN)
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert "HELLO FROM THE TARGET" in await response.text()
+    # A box over the top stripe only (the moving bar, no text) reads no screen text.
+    cropped = await ocr_client.get(
+        "/api/streamer/snapshot?ocr=1&ocr_langs=eng&ocr_bottom=60", headers=ADMIN
+    )
+    assert "HELLO" not in await cropped.text()
+
+
+async def test_ocr_bad_language(ocr_client):
+    response = await ocr_client.get("/api/streamer/snapshot?ocr=1&ocr_langs=klingon", headers=ADMIN)
+    assert response.status == 400
+    assert (await response.json())["result"]["error"] == "ValidatorError"
