@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -92,6 +93,15 @@ async def connect(session: aiohttp.ClientSession, port: int) -> aiohttp.ClientWe
                 await asyncio.sleep(0.1)
 
 
+async def streamer_event(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """ustreamer's /state as the first `streamer` event that carries one shows it."""
+    async with asyncio.timeout(10):
+        while True:
+            event = await ws.receive_json()
+            if event["event_type"] == "streamer" and event["event"]["streamer"] is not None:
+                return dict(event["event"]["streamer"])
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 async def test_streamer_follows_watchers_and_dies_with_kvmd(tmp_path, how):
     (proc, port, sock) = start_daemon(tmp_path)
@@ -99,6 +109,8 @@ async def test_streamer_follows_watchers_and_dies_with_kvmd(tmp_path, how):
         async with aiohttp.ClientSession() as session:
             ws = await connect(session, port)
             await wait_for(lambda: len(streamer_pids(sock)) == 1, 10)
+            live = await streamer_event(ws)
+            assert live["source"]["online"] is False  # the real ustreamer, with no capture device
             await ws.close()
             # Gone within shutdown_delay (1 s) plus ustreamer's stop time.
             await wait_for(lambda: not streamer_pids(sock), 1.0 + 3.0 + 1.0)
