@@ -57,6 +57,19 @@ def write_config(tmp: Path, port: int, streamer: dict[str, object] | None = None
     return path
 
 
+def spawn_daemon(config: Path, tmp: Path) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "kvmd",
+        "--main-config",
+        str(config),
+        "--override-dir",
+        str(tmp / "none"),
+    ]
+    return subprocess.Popen(argv, cwd=REPO)
+
+
 async def wait_ready(url: str, limit: float = 20.0) -> None:
     deadline = time.monotonic() + limit
     async with aiohttp.ClientSession() as session:
@@ -103,18 +116,7 @@ async def throughput(
 async def bench_daemon(tmp: Path) -> dict[str, float]:
     port = free_port()
     config = write_config(tmp, port)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvmd",
-            "--main-config",
-            str(config),
-            "--override-dir",
-            str(tmp / "none"),
-        ],
-        cwd=REPO,
-    )
+    proc = spawn_daemon(config, tmp)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url)
@@ -260,18 +262,7 @@ async def bench_streamer(tmp: Path, clients: int = 10, seconds: float = 5.0) -> 
         ],
     }
     config = write_config(tmp, port, streamer)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvmd",
-            "--main-config",
-            str(config),
-            "--override-dir",
-            str(tmp / "none"),
-        ],
-        cwd=REPO,
-    )
+    proc = spawn_daemon(config, tmp)
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_ready(url)

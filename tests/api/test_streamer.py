@@ -4,37 +4,25 @@
 import asyncio
 import contextlib
 import io
-import shutil
 
 import pytest
 from PIL import Image
 
 from kvmd.plugins.streamer.ustreamer import Ustreamer
 from tests.conftest import ADMIN
+from tests.procs import ustreamer_cmd
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
 async def streamer_client(make_client, make_config, tmp_path):
-    ustreamer = shutil.which("ustreamer")
-    if ustreamer is None:
-        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
     config = make_config(
         kvmd={
             "streamer": {
                 "type": "ustreamer",
                 "unix": str(tmp_path / "us.sock"),
-                "cmd": [
-                    ustreamer,
-                    f"--device={tmp_path}/none",
-                    "--persistent",
-                    "--quality={quality}",
-                    "--desired-fps={desired_fps}",
-                    "--unix={unix}",
-                    "--unix-rm",
-                    "--exit-on-parent-death",
-                ],
+                "cmd": ustreamer_cmd(tmp_path),
                 "shutdown_delay": 0.5,
                 "state_poll": 0.2,
             }

@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -25,31 +24,19 @@ from kvmd.plugins.streamer.base import (
     StreamerState,
 )
 from kvmd.plugins.streamer.ustreamer import Ustreamer
+from tests.procs import alive, ustreamer_cmd
 
 pytestmark = pytest.mark.timeout(60)
-USTREAMER = shutil.which("ustreamer")
 
 
 def streamer_config(tmp_path: Path, **options: object) -> Ustreamer:
-    if USTREAMER is None:
-        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
     config = msgspec.convert(
         {
             "kvmd": {
                 "streamer": {
                     "type": "ustreamer",
                     "unix": str(tmp_path / "ustreamer.sock"),
-                    "cmd": [
-                        USTREAMER,
-                        f"--device={tmp_path}/no-video",
-                        "--persistent",
-                        "--quality={quality}",
-                        "--desired-fps={desired_fps}",
-                        "--unix={unix}",
-                        "--unix-rm",
-                        "--exit-on-parent-death",
-                        "--process-name-prefix={process_name_prefix}",
-                    ],
+                    "cmd": ustreamer_cmd(tmp_path),
                     "shutdown_delay": 0.5,
                     "state_poll": 0.2,
                     "restart_delay_min": 0.05,
@@ -92,14 +79,6 @@ def ustreamer_state(backend: Ustreamer) -> dict[str, Any] | None:
 
 def current_pid(backend: Ustreamer) -> int | None:
     return backend._process.pid
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def test_runs_while_watched_and_stops_after_the_delay(tmp_path):

@@ -3,7 +3,6 @@
 
 import asyncio
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,26 +16,12 @@ from passlib.hash import bcrypt
 
 from tests.conftest import ADMIN, REPO, config_data, deep_merge
 from tests.e2e.test_daemon import free_port
+from tests.procs import pids_with, ustreamer_cmd
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def streamer_pids(marker: str) -> list[int]:
-    """Processes whose command line mentions `marker` (our unique socket path)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker.encode() in cmdline.read_bytes() and b"ustreamer" in cmdline.read_bytes():
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
-
-
 def start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int, str]:
-    ustreamer = shutil.which("ustreamer")
-    if ustreamer is None:
-        pytest.fail("ustreamer is missing: `make test` installs it with apt-get")
     port = free_port()
     sock = str(tmp_path / "us.sock")
     (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
@@ -44,15 +29,7 @@ def start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int, str]:
         "type": "ustreamer",
         "unix": sock,
         "shutdown_delay": 1.0,
-        "cmd": [
-            ustreamer,
-            f"--device={tmp_path}/none",
-            "--persistent",
-            "--unix={unix}",
-            "--unix-rm",
-            "--exit-on-parent-death",
-            "--desired-fps={desired_fps}",
-        ],
+        "cmd": ustreamer_cmd(tmp_path),
     }
     data = deep_merge(
         config_data(tmp_path), {"kvmd": {"server": {"port": port}, "streamer": streamer}}
@@ -108,17 +85,17 @@ async def test_streamer_follows_watchers_and_dies_with_kvmd(tmp_path, how):
     try:
         async with aiohttp.ClientSession() as session:
             ws = await connect(session, port)
-            await wait_for(lambda: len(streamer_pids(sock)) == 1, 10)
+            await wait_for(lambda: len(pids_with(sock, "ustreamer")) == 1, 10)
             live = await streamer_event(ws)
             assert live["source"]["online"] is False  # the real ustreamer, with no capture device
             await ws.close()
             # Gone within shutdown_delay (1 s) plus ustreamer's stop time.
-            await wait_for(lambda: not streamer_pids(sock), 1.0 + 3.0 + 1.0)
+            await wait_for(lambda: not pids_with(sock, "ustreamer"), 1.0 + 3.0 + 1.0)
             ws = await connect(session, port)
-            await wait_for(lambda: len(streamer_pids(sock)) == 1, 10)
+            await wait_for(lambda: len(pids_with(sock, "ustreamer")) == 1, 10)
             proc.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
             proc.wait(15)
-            await wait_for(lambda: not streamer_pids(sock), 5)
+            await wait_for(lambda: not pids_with(sock, "ustreamer"), 5)
             await ws.close()
         assert proc.returncode == (0 if how == "sigterm" else -signal.SIGKILL)
     finally:

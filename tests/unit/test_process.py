@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kvmd.supervisor.process import ManagedProcess, ProcessOptions
+from tests.procs import alive
 
 FAST = ProcessOptions(name="test", stop_timeout=0.5, restart_delay_min=0.05, restart_delay_max=0.2)
 
@@ -27,15 +28,6 @@ def pids(tmp_path: Path) -> list[int]:
         return [int(line) for line in (tmp_path / "pids").read_text().split()]
     except FileNotFoundError:
         return []
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purpose.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def wait_for(predicate, limit=5.0):
