@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""`make run`'s own config (testenv/kvmd.yaml): live video from the simulated streamer."""
+
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from passlib.hash import bcrypt
+from PIL import Image
+
+from tests.conftest import REPO
+from tests.e2e.test_daemon import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def testenv_daemon(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+    override = {
+        "kvmd": {
+            "server": {"port": port, "unix": str(tmp_path / "kvmd.sock")},
+            "auth": {"internal": {"file": str(tmp_path / "htpasswd")}},
+            "streamer": {"type": "ustreamer", "unix": str(tmp_path / "us.sock")},
+        }
+    }
+    (tmp_path / "override.yaml").write_text(json.dumps(override))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvmd",
+            "--main-config",
+            "testenv/kvmd.yaml",
+            "--override-dir",
+            str(tmp_path / "none"),
+            "--override-config",
+            str(tmp_path / "override.yaml"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while curl("-u", "admin:admin", f"{url}/api/auth/check").returncode != 0:
+            assert time.monotonic() < deadline, "kvmd did not start"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["curl", "--silent", "--fail", *args], capture_output=True, timeout=20, check=False
+    )
+
+
+def test_live_video_as_make_run_serves_it(testenv_daemon: str) -> None:
+    url = testenv_daemon
+    frame = curl("-u", "admin:admin", f"{url}/api/streamer/snapshot")
+    assert frame.returncode == 0
+    assert Image.open(io.BytesIO(frame.stdout)).size == (640, 480)
+    small = curl(
+        "-u", "admin:admin", f"{url}/api/streamer/snapshot?preview=1&preview_max_width=320"
+    )
+    assert Image.open(io.BytesIO(small.stdout)).size[0] <= 320
+    # Two seconds of the live stream: a 30 fps simulated source gives dozens of frames.
+    stream = curl("-u", "admin:admin", "--max-time", "2", f"{url}/streamer/stream")
+    assert stream.stdout.count(b"Content-Type: image/jpeg") >= 20
+    for path in ("/streamer/stream", "/api/streamer/snapshot"):
+        denied = subprocess.run(
+            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{url}{path}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert denied.stdout == "401"
