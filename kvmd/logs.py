@@ -23,7 +23,9 @@ from kvmd.errors import LogReaderDisabledError
 
 # The journal adds "[date unit] --- " in front of what the daemon writes.
 UNIT = "kvmd.service"
-_SECRET_PARAMS = ("passwd", "password", "secret", "token", "key")
+_SECRET_PARAMS = ("passwd", "password", "secret", "token")
+# "key" alone would hide `key=KeyA` and `keymap=de`, which are the point of an HID log line.
+_SECRET_WORDS = frozenset({"key", "apikey"})
 # A journal line can carry a whole traceback; asyncio's default 64 KiB would choke on it.
 _JOURNAL_LINE_LIMIT = 4 * 1024 * 1024
 
@@ -113,7 +115,11 @@ def redact_query(query: str) -> str:
     parts = []
     for part in query.split("&"):
         (name, sep, _) = part.partition("=")
-        secret = any(word in urllib.parse.unquote_plus(name).lower() for word in _SECRET_PARAMS)
+        plain = urllib.parse.unquote_plus(name).lower()
+        words = plain.replace("-", "_").split("_")
+        secret = any(word in plain for word in _SECRET_PARAMS) or (
+            len(words) > 1 and bool(_SECRET_WORDS.intersection(words))
+        )
         parts.append(f"{name}=***" if sep and secret else part)
     return "&".join(parts)
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Shared fixtures: a real kvmd application on the testenv fakes, with a temp htpasswd."""
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -80,7 +81,9 @@ def make_config(tmp_path: Path, admin_hash: str) -> MakeConfig:
 
 
 @contextlib.asynccontextmanager
-async def running_app(config: Config) -> AsyncIterator[tuple[web.Application, Deps, LogRing]]:
+async def running_app(
+    config: Config, *, loops: bool = False
+) -> AsyncIterator[tuple[web.Application, Deps, LogRing]]:
     ring = LogRing(1000)
     root = logging.getLogger()
     root.addHandler(ring)
@@ -90,9 +93,18 @@ async def running_app(config: Config) -> AsyncIterator[tuple[web.Application, De
     try:
         deps = build(config, ring)
         async with contextlib.AsyncExitStack() as stack:
+            tasks = []
             for loop in await start(deps, stack):
-                loop.close()  # the periodic loops are the e2e tests' business
-            yield (make_app(deps), deps, ring)
+                if loops:
+                    tasks.append(asyncio.create_task(loop))
+                else:
+                    loop.close()  # most tests need no periodic loops
+            try:
+                yield (make_app(deps), deps, ring)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         root.removeHandler(ring)
         access.setLevel(old_level)
@@ -106,9 +118,9 @@ async def make_client(aiohttp_client: Any) -> AsyncIterator[MakeClient]:
     async with contextlib.AsyncExitStack() as stack:
 
         async def make(
-            config: Config, patch: Callable[[Deps], Deps] | None = None
+            config: Config, patch: Callable[[Deps], Deps] | None = None, *, loops: bool = False
         ) -> tuple[TestClient[web.Request, web.Application], Deps]:
-            (app, deps, _) = await stack.enter_async_context(running_app(config))
+            (app, deps, _) = await stack.enter_async_context(running_app(config, loops=loops))
             if patch is not None:
                 deps = patch(deps)
                 app = make_app(deps)

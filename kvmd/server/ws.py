@@ -11,6 +11,7 @@ from kvmd.auth.principal import Permission, Principal
 from kvmd.bus import Bus, Subscription, Topic
 from kvmd.errors import KvmdError
 from kvmd.plugins.hid.base import HidBackend
+from kvmd.plugins.hid.keys import KEYS, KEYS_BY_EVDEV, MOUSE_BUTTONS_BY_EVDEV
 from kvmd.plugins.streamer.base import ClientsState
 from kvmd.server.events import LOOP_CURRENT, LOOP_LEGACY, PONG, EventRenderer
 from kvmd.server.ws_input import (
@@ -60,7 +61,7 @@ class WsHub:
         self._stream_clients += stream
         self._publish_clients()
         # Keys held by a client that vanished must not stay down on the target.
-        await self._release_hid()
+        self._release_hid()
         try:
             async with self._bus.subscribe() as subscription, asyncio.TaskGroup() as tasks:
                 writer = tasks.create_task(self._write(ws, subscription, legacy=legacy))
@@ -70,11 +71,11 @@ class WsHub:
             self._sockets.discard(ws)
             self._stream_clients -= stream
             self._publish_clients()
-            await asyncio.shield(self._release_hid())
+            self._release_hid()
 
-    async def _release_hid(self) -> None:
+    def _release_hid(self) -> None:
         try:
-            await self._hid.release_all()
+            self._hid.release_all()
         except KvmdError as exc:
             logger.warning("Can't release HID keys: %s", exc)
 
@@ -151,18 +152,30 @@ class _Reader:
 
     async def _send_hid(self, event: Input) -> None:
         hid = self._hid
-        if isinstance(event, KeyInput):
-            await hid.send_key(event.key, state=event.state, finish=event.finish)
+        if isinstance(event, KeyInput | CodeInput):
+            self._send_key(event)
         elif isinstance(event, ButtonInput):
-            await hid.send_mouse_button(event.button, state=event.state)
+            hid.send_mouse_button(event.button, state=event.state)
         elif isinstance(event, MoveInput):
-            await hid.send_mouse_move(event.x, event.y)
+            hid.send_mouse_move(event.x, event.y)
         elif isinstance(event, RelativeInput):
             send = hid.send_mouse_wheel if event.wheel else hid.send_mouse_relative
             for dx, dy in squash_deltas(event.deltas) if event.squash else event.deltas:
-                await send(dx, dy)
-        elif isinstance(event, CodeInput):
-            # TODO(#4): evdev codes map to web names with the HID keymap table.
-            self._warn_once(
-                "code", "Dropped key code %d: code mode needs the HID keymap", event.code
-            )
+                send(dx, dy)
+
+    def _send_key(self, event: KeyInput | CodeInput) -> None:
+        if isinstance(event, KeyInput):
+            key = KEYS.get(event.key)
+        elif event.is_button:
+            button = MOUSE_BUTTONS_BY_EVDEV.get(event.code)
+            if button is None:
+                self._warn_once("code", "Dropped unknown mouse button code %d", event.code)
+            else:
+                self._hid.send_mouse_button(button, state=event.state)
+            return
+        else:
+            key = KEYS_BY_EVDEV.get(event.code)
+        if key is None:
+            self._warn_once("key", "Dropped an unknown key: %s", event)
+            return
+        self._hid.send_key(key, state=event.state, finish=event.finish)

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 import asyncio
 import base64
-import dataclasses
 import json
 
 import aiohttp
@@ -9,9 +8,6 @@ import pytest
 
 from kvmd.bus import Topic
 from kvmd.plugins.atx.base import AtxLeds, AtxState
-from kvmd.plugins.hid.disabled import DisabledHid
-from kvmd.server.events import EventRenderer
-from kvmd.server.ws import WsHub
 from tests.conftest import ADMIN, SAMPLES
 
 CURRENT_BURST = {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info", "clients"}
@@ -144,71 +140,6 @@ async def test_changes_reach_every_client_once(make_client, make_config):
         await ws.send_json({"event_type": "ping", "event": {}})
         assert (await ws.receive_json(timeout=2))["event_type"] == "pong"  # nothing else was queued
         await ws.close()
-
-
-class RecordingHid(DisabledHid):
-    """Records what the websocket asked of the keyboard and mouse."""
-
-    calls: list[tuple[object, ...]]
-
-    async def send_key(self, key, *, state, finish):
-        self.calls.append(("key", key, state, finish))
-
-    async def send_mouse_button(self, button, *, state):
-        self.calls.append(("button", button, state))
-
-    async def send_mouse_move(self, x, y):
-        self.calls.append(("move", x, y))
-
-    async def send_mouse_relative(self, dx, dy):
-        self.calls.append(("relative", dx, dy))
-
-    async def send_mouse_wheel(self, dx, dy):
-        self.calls.append(("wheel", dx, dy))
-
-    async def release_all(self):
-        self.calls.append(("release",))
-
-
-async def test_input_reaches_hid_and_keys_are_released(make_client, make_config):
-    hid = None
-
-    def patch(deps):
-        nonlocal hid
-        hid = RecordingHid(deps.config.kvmd.hid, deps.bus)
-        hid.calls = []
-        return dataclasses.replace(deps, hid=hid, hub=WsHub(deps.bus, hid, EventRenderer()))
-
-    (client, _) = await make_client(make_config(), patch)
-    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
-        await read_until(ws, current_burst_done)
-        await ws.send_json({"event_type": "key", "event": {"key": "KeyA", "state": True}})
-        await ws.send_bytes(b"\x01\x00KeyA")
-        await ws.send_bytes(b"\x02\x01left")
-        await ws.send_bytes(b"\x03\x00\x10\xff\xf0")
-        await ws.send_json(
-            {
-                "event_type": "mouse_relative",
-                "event": {"delta": [{"x": 100, "y": 0}, {"x": 100, "y": 1}], "squash": True},
-            }
-        )
-        await ws.send_bytes(b"\x05\x00\x00\x01\x00\xff")
-        await ws.send_json({"event_type": "ping", "event": {}})
-        assert (await ws.receive_json(timeout=2))["event_type"] == "pong"
-    await asyncio.sleep(0.05)
-    assert hid is not None
-    assert hid.calls == [
-        ("release",),
-        ("key", "KeyA", True, False),
-        ("key", "KeyA", False, False),
-        ("button", "left", True),
-        ("move", 16, -16),
-        ("relative", 100, 0),
-        ("relative", 100, 1),
-        ("wheel", 0, 1),
-        ("wheel", 0, -1),
-        ("release",),
-    ]
 
 
 async def test_shutdown_closes_sockets_going_away(make_client, make_config):

@@ -188,6 +188,7 @@ async def test_journal_source_reads_and_cleans_up(tmp_path):
             "X-KVMD-Passwd=***&auth_token=***&api_key=***&secret=***",
         ),
         ("token", "token"),
+        ("key=KeyA&keymap=de&keys=a,b&x-api-key=k", "key=KeyA&keymap=de&keys=a,b&x-api-key=***"),
         ("p%61sswd=x", "p%61sswd=***"),
         ("", ""),
     ],

@@ -9,6 +9,8 @@ from kvmd.plugins.hid.config import HidConfig
 
 BACKENDS: dict[str, str] = {
     "disabled": "kvmd.plugins.hid.disabled:DisabledHid",
+    "otg": "kvmd.plugins.hid.otg:OtgHid",
+    "ch9329": "kvmd.plugins.hid.ch9329:Ch9329Hid",
 }
 
 

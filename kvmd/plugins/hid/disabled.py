@@ -4,10 +4,10 @@ from kvmd.plugins.hid.base import (
     HidLeds,
     HidOutputs,
     HidState,
-    JigglerState,
     KeyboardState,
     MouseState,
 )
+from kvmd.plugins.hid.keys import Key
 
 
 class DisabledHid(HidBackend):
@@ -20,23 +20,26 @@ class DisabledHid(HidBackend):
             connected=None,
             keyboard=KeyboardState(online=False, leds=HidLeds(), outputs=HidOutputs()),
             mouse=MouseState(online=False, absolute=True, outputs=HidOutputs()),
-            jiggler=JigglerState(),
+            jiggler=self._jiggler_state(),
         )
 
-    async def send_key(self, key: str, *, state: bool, finish: bool) -> None:
+    def _is_absolute(self) -> bool:
+        return True
+
+    def _key(self, key: Key, state: bool) -> None:
         pass
 
-    async def send_mouse_button(self, button: str, *, state: bool) -> None:
+    def _mouse_button(self, button: str, state: bool) -> None:
         pass
 
-    async def send_mouse_move(self, x: int, y: int) -> None:
+    def _mouse_move(self, x: int, y: int) -> None:
         pass
 
-    async def send_mouse_relative(self, dx: int, dy: int) -> None:
+    def _mouse_relative(self, dx: int, dy: int) -> None:
         pass
 
-    async def send_mouse_wheel(self, dx: int, dy: int) -> None:
+    def _mouse_wheel(self, dx: int, dy: int) -> None:
         pass
 
-    async def release_all(self) -> None:
+    def _release_all(self) -> None:
         pass

@@ -1,0 +1,260 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A simulated USB host: the computer on the other end of the gadget's HID devices.
+
+`python -m kvmd.sim.usbhost --keyboard SOCK --mouse SOCK [--mouse-alt SOCK]
+[--layout FILE] [--screen FILE]` listens on unix SEQPACKET sockets, where kvmd's OTG
+backend connects instead of opening /dev/hidgN (SEQPACKET keeps each report a separate
+message, as the gadget does). It decodes keyboard reports into key presses and, through
+the layout, into text; it decodes mouse reports into a pointer position and buttons; it
+answers Caps/Num/Scroll Lock with LED output reports; and it writes what the target's
+screen would show to `--screen`, which the simulated streamer displays.
+"""
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import logging
+import signal
+import socket
+import struct
+from pathlib import Path
+
+from kvmd.plugins.hid.keys import KEYS
+from kvmd.plugins.hid.layouts import Decoder, Layout
+
+logger = logging.getLogger("kvmd.sim.usbhost")
+
+KEY_NAMES = {key.usage: key.name for key in KEYS.values()}
+_LOCKS = {"NumLock": 0x01, "CapsLock": 0x02, "ScrollLock": 0x04}
+_SHIFT = 0x22
+_ALTGR = 0x40
+_CTRL = 0x11
+# The screen the pointer moves on, in pixels.
+SCREEN = (1920, 1080)
+# Raw reports kept for inspection (tests read them; `make run` must not grow forever).
+KEEP_REPORTS = 100_000
+
+
+class UsbHost:
+    def __init__(
+        self,
+        *,
+        keyboard: Path,
+        mouse: Path,
+        mouse_alt: Path | None = None,
+        layout: Layout | None = None,
+        screen: Path | None = None,
+    ) -> None:
+        self._paths = {"keyboard": keyboard, "mouse": mouse}
+        if mouse_alt is not None:
+            self._paths["mouse_alt"] = mouse_alt
+        self._decoder: Decoder | None = layout.decoder() if layout else None
+        self._screen = screen
+        self.reports: dict[str, collections.deque[bytes]] = {
+            name: collections.deque(maxlen=KEEP_REPORTS) for name in self._paths
+        }
+        self.pressed: list[str] = []  # key names, in press order
+        self.text = ""
+        self.leds = 0
+        self.pointer = (SCREEN[0] // 2, SCREEN[1] // 2)
+        self._buttons = {"mouse": 0, "mouse_alt": 0}
+        self.wheel = (0, 0)
+        self.changed = asyncio.Condition()
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._keys: set[int] = set()
+        self._modifiers = 0
+        self._keyboard_conn: socket.socket | None = None
+        self._flush: asyncio.TimerHandle | None = None
+
+    @property
+    def buttons(self) -> int:
+        """Buttons held on either mouse, as the host's pointer sees them."""
+        return self._buttons["mouse"] | self._buttons["mouse_alt"]
+
+    def pause(self) -> None:
+        """Stop reading reports, like a host that sleeps: the gadget's writes back up."""
+        self._reading.clear()
+
+    def resume(self) -> None:
+        self._reading.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for name, path in self._paths.items():
+                tasks.create_task(self._serve(name, path))
+
+    async def _serve(self, name: str, path: Path) -> None:
+        _unlink(path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            server.bind(str(path))
+            server.listen(1)
+            server.setblocking(False)
+            loop = asyncio.get_running_loop()
+            while True:
+                # Accepted here, not by loop.sock_accept: a cancel can't then drop a socket.
+                await _readable(loop, server)
+                try:
+                    (conn, _) = server.accept()
+                except BlockingIOError:
+                    continue
+                conn.setblocking(False)
+                logger.info("USB host: %s attached", name)
+                with conn:
+                    await self._read(name, conn)
+                logger.info("USB host: %s detached", name)
+        finally:
+            server.close()
+            _unlink(path)
+
+    async def _read(self, name: str, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        if name == "keyboard":
+            self._keyboard_conn = conn
+        try:
+            while True:
+                await self._reading.wait()
+                report = await loop.sock_recv(conn, 64)
+                if not report:
+                    return
+                self.reports[name].append(report)
+                if name == "keyboard":
+                    await self._on_keyboard(report)
+                else:
+                    self._on_mouse(name, report)
+                async with self.changed:
+                    self.changed.notify_all()
+                self._schedule_flush()
+        except ConnectionError as exc:
+            logger.info("USB host: %s: %s", name, exc)
+            return
+        finally:
+            if name == "keyboard":
+                self._keyboard_conn = None
+
+    async def _on_keyboard(self, report: bytes) -> None:
+        if len(report) != 8:
+            logger.warning("USB host: bad keyboard report %s", report.hex())
+            return
+        (self._modifiers, keys) = (report[0], [k for k in report[2:] if k])
+        for usage in keys:
+            if usage not in self._keys:
+                await self._on_press(KEY_NAMES.get(usage, f"0x{usage:02x}"))
+        self._keys = set(keys)
+
+    async def _on_press(self, name: str) -> None:
+        self.pressed.append(name)
+        if name in _LOCKS:
+            self.leds ^= _LOCKS[name]
+            if self._keyboard_conn is not None:
+                # The host's LED output report: the gadget reads it back as one byte.
+                with contextlib.suppress(OSError):
+                    await asyncio.get_running_loop().sock_sendall(
+                        self._keyboard_conn, bytes([self.leds])
+                    )
+            return
+        if name == "Backspace":
+            self.text = self.text[:-1]
+            return
+        if self._decoder is None or self._modifiers & _CTRL:
+            return
+        self.text += self._decoder.press(
+            name,
+            shift=bool(self._modifiers & _SHIFT),
+            altgr=bool(self._modifiers & _ALTGR),
+            caps=bool(self.leds & _LOCKS["CapsLock"]),
+        )
+
+    def _on_mouse(self, name: str, report: bytes) -> None:
+        # The first mouse is absolute and the second relative, as kvmd-otg makes them.
+        absolute = name == "mouse"
+        if absolute and len(report) in (6, 7):
+            (self._buttons[name], x, y, wheel) = struct.unpack("<BHHb", report[:6])
+            self.pointer = (x * (SCREEN[0] - 1) // 32767, y * (SCREEN[1] - 1) // 32767)
+        elif not absolute and len(report) in (4, 5):
+            (self._buttons[name], dx, dy, wheel) = struct.unpack("<Bbbb", report[:4])
+            self.pointer = (
+                min(max(self.pointer[0] + dx, 0), SCREEN[0] - 1),
+                min(max(self.pointer[1] + dy, 0), SCREEN[1] - 1),
+            )
+        else:
+            logger.warning("USB host: bad mouse report %s", report.hex())
+            return
+        hwheel = struct.unpack("<b", report[-1:])[0] if len(report) in (5, 7) else 0
+        self.wheel = (self.wheel[0] + hwheel, self.wheel[1] + wheel)
+
+    def _schedule_flush(self) -> None:
+        # The screen file is rewritten at most 20 times a second, however fast reports come.
+        if self._screen is not None and self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(0.05, self._write_screen)
+
+    def _write_screen(self) -> None:
+        self._flush = None
+        if self._screen is None:
+            return
+        lines = self.text[-600:].split("\n")[-8:]
+        leds = ",".join(name for name, bit in _LOCKS.items() if self.leds & bit) or "-"
+        body = "\n".join(
+            [
+                *lines,
+                f"pointer {self.pointer[0]},{self.pointer[1]} buttons {self.buttons:#04x}"
+                f" leds {leds}",
+            ]
+        )
+        tmp = self._screen.with_name(self._screen.name + ".tmp")
+        tmp.write_text(body + "\n")
+        tmp.replace(self._screen)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    layout = Layout.load(args.layout) if args.layout else None
+    host = UsbHost(
+        keyboard=args.keyboard,
+        mouse=args.mouse,
+        mouse_alt=args.mouse_alt,
+        layout=layout,
+        screen=args.screen,
+    )
+    loop = asyncio.get_running_loop()
+    runner = asyncio.current_task()
+    if runner is not None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, runner.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await host.run()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="kvmd.sim.usbhost", description=__doc__)
+    parser.add_argument("--keyboard", type=Path, required=True)
+    parser.add_argument("--mouse", type=Path, required=True)
+    parser.add_argument("--mouse-alt", type=Path, default=None)
+    parser.add_argument("--layout", type=Path, default=None)
+    parser.add_argument("--screen", type=Path, default=None)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main()
