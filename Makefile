@@ -32,6 +32,12 @@ run: $(BIN)/.installed testenv/run/htpasswd
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/api/info"
 	@echo "  user: admin   password: admin   (testenv only)"
 	@echo
+	@# The simulated USB host takes the keyboard and mouse reports and types on the
+	@# simulated screen; it goes away with kvmd.
+	$(BIN)/python -m kvmd.sim.usbhost --keyboard testenv/run/hid-keyboard.sock \
+		--mouse testenv/run/hid-mouse.sock --mouse-alt testenv/run/hid-mouse-alt.sock \
+		--layout configs/keymaps/en-us --screen testenv/run/screen.txt & \
+	host=$$!; trap 'kill $$host 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python -m kvmd --main-config testenv/kvmd.yaml \
 		--override-dir testenv/override.d --override-config testenv/run/override.yaml
 

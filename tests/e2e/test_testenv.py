@@ -5,11 +5,13 @@ import io
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from passlib.hash import bcrypt
 from PIL import Image
 
@@ -20,14 +22,55 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture
-def testenv_daemon(tmp_path: Path) -> Iterator[str]:
+def short_dir() -> Iterator[Path]:
+    # Unix socket names must fit in 108 bytes; pytest's tmp_path may not.
+    with tempfile.TemporaryDirectory(prefix="kvmd-e2e-") as name:
+        yield Path(name)
+
+
+@pytest.fixture
+def usb_host(short_dir: Path) -> Iterator[Path]:
+    """The simulated USB host, as `make run` starts it; yields its screen file."""
+    screen = short_dir / "screen.txt"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kvmd.sim.usbhost",
+            *("--keyboard", str(short_dir / "kb"), "--mouse", str(short_dir / "m")),
+            *("--mouse-alt", str(short_dir / "ma"), "--layout", "configs/keymaps/en-us"),
+            *("--screen", str(screen)),
+        ],
+        cwd=REPO,
+    )
+    try:
+        yield screen
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+@pytest.fixture
+def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path) -> Iterator[str]:
     port = free_port()
     (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+    config = yaml.safe_load((REPO / "testenv" / "kvmd.yaml").read_text())
+    # The simulated streamer shows this test's screen, not the one `make run` writes.
+    cmd = [arg for arg in config["kvmd"]["streamer"]["cmd"] if not arg.startswith("--screen")]
     override = {
         "kvmd": {
             "server": {"port": port, "unix": str(tmp_path / "kvmd.sock")},
             "auth": {"internal": {"file": str(tmp_path / "htpasswd")}},
-            "streamer": {"type": "ustreamer", "unix": str(tmp_path / "us.sock")},
+            "streamer": {
+                "type": "ustreamer",
+                "unix": str(tmp_path / "us.sock"),
+                "cmd": [*cmd, f"--screen={usb_host}"],
+            },
+            "hid": {
+                "keyboard": {"device": str(short_dir / "kb")},
+                "mouse": {"device": str(short_dir / "m")},
+                "mouse_alt": {"device": str(short_dir / "ma")},
+            },
         }
     }
     (tmp_path / "override.yaml").write_text(json.dumps(override))
@@ -86,3 +129,34 @@ def test_live_video_as_make_run_serves_it(testenv_daemon: str) -> None:
             check=False,
         )
         assert denied.stdout == "401"
+
+
+def test_typed_text_reaches_the_screen_and_the_video(testenv_daemon: str, usb_host: Path) -> None:
+    url = testenv_daemon
+    deadline = time.monotonic() + 10
+    while (
+        json.loads(curl("-u", "admin:admin", f"{url}/api/hid").stdout)["result"]["online"]
+        is not True
+    ):
+        assert time.monotonic() < deadline, "HID never came online"
+        time.sleep(0.1)
+    typed = curl(
+        "-u",
+        "admin:admin",
+        "-X",
+        "POST",
+        "--data-binary",
+        "Hello from kvmd",
+        f"{url}/api/hid/print",
+    )
+    assert json.loads(typed.stdout) == {"ok": True, "result": {}}
+    while "Hello from kvmd" not in (usb_host.read_text() if usb_host.exists() else ""):
+        assert time.monotonic() < deadline, "the simulated host never typed it"
+        time.sleep(0.05)
+    # What the target "shows" is in the video: OCR of a snapshot reads it back.
+    while (
+        b"Hello from kvmd"
+        not in (ocr := curl("-u", "admin:admin", f"{url}/api/streamer/snapshot?ocr=1")).stdout
+    ):
+        assert time.monotonic() < deadline + 10, f"not on screen: {ocr.stdout[:200]!r}"
+        time.sleep(0.2)
