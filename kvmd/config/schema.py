@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from msgspec import Meta, field
 
 from kvmd.config.base import Section
+from kvmd.hw.gadget_config import OtgConfig
 from kvmd.plugins.atx.config import AtxConfig, DisabledAtxConfig
 from kvmd.plugins.gpio.config import DisabledGpioConfig, GpioConfig
 from kvmd.plugins.hid.config import DisabledHidConfig, HidConfig
@@ -139,3 +140,4 @@ class Config(Section, frozen=True):
 
     kvmd: KvmdConfig = field(default_factory=KvmdConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    otg: OtgConfig = field(default_factory=OtgConfig)
