@@ -5,6 +5,7 @@ Every loop is bounded by a count and a time limit. Figures are printed, never as
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -17,12 +18,18 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.hid import StampingHost, bench_hid, hid_override
 from kvmd.auth.htpasswd import hash_password
 
 REPO = Path(__file__).resolve().parent.parent
 TESTENV = REPO / "testenv"
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
-TARGETS = {"header_vs_cookie": 0.80, "fanout_p99_ms": 50.0, "idle_rss_mb": 45.0}
+TARGETS = {
+    "header_vs_cookie": 0.80,
+    "fanout_p99_ms": 50.0,
+    "idle_rss_mb": 45.0,
+    "move_lag_ms": 20.0,
+}
 
 
 def free_port() -> int:
@@ -308,11 +315,34 @@ async def bench_streamer(tmp: Path, clients: int = 10, seconds: float = 5.0) -> 
     }
 
 
+async def bench_input(tmp: Path) -> dict[str, float]:
+    """The HID figures, against a daemon with the OTG backend and the simulated host."""
+    port = free_port()
+    config = write_config(tmp, port)
+    # Unix socket names must be short; the temp dir's may not be.
+    with tempfile.TemporaryDirectory(prefix="kvmd-bench-") as name:
+        hid_override(config, Path(name))
+        host = StampingHost(Path(name))
+        host_task = asyncio.create_task(host.run())
+        proc = spawn_daemon(config, tmp)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            await wait_ready(url)
+            return await bench_hid(url, proc.pid, host)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            host_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await host_task
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = await bench_daemon(Path(tmp))
         results |= await bench_fanout(Path(tmp))
         results |= await bench_streamer(Path(tmp))
+        results |= await bench_input(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -344,6 +374,21 @@ async def main() -> None:
         f"  MJPEG relay, {results['relay_clients']:.0f} clients of a 30 fps simulated stream:"
         f" {results['relay_fps_total']:.0f} frames/s in all,"
         f" daemon CPU {results['relay_cpu_percent']:.0f}% of one core"
+    )
+    print(
+        f"  ws binary key event -> report read by the host, {results['key_events']:.0f} events:"
+        f" p50 {results['key_p50_us']:.0f} us, p99 {results['key_p99_us']:.0f} us"
+    )
+    print(
+        f"  absolute moves, {results['moves_sent']:.0f} at {results['moves_rate']:.0f}/s:"
+        f" {results['moves_reports']:.0f} reports (coalesced), lag of each written move"
+        f" p50 {results['moves_lag_p50_ms']:.2f} ms, p99 {results['moves_lag_p99_ms']:.2f} ms,"
+        f" max {results['moves_lag_max_ms']:.2f} ms (target < {TARGETS['move_lag_ms']:.0f} ms);"
+        f" newest move written {results['moves_drain_ms']:.2f} ms after it was sent"
+    )
+    print(
+        f"  daemon RSS during the flood: {results['moves_rss_first_mb']:.1f} MB first,"
+        f" {results['moves_rss_max_mb']:.1f} MB max, {results['moves_rss_last_mb']:.1f} MB last"
     )
 
 
