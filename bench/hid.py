@@ -113,9 +113,9 @@ async def move_flood(
     rss_samples.append(rss())
     lags = []
     for arrived, report in reports:
-        number = by_x.get(struct.unpack("<H", report[1:3])[0])
-        if number is not None and sent_at[number]:
-            lags.append((arrived - sent_at[number]) * 1000)
+        seq = by_x.get(struct.unpack("<H", report[1:3])[0])
+        if seq is not None:
+            lags.append((arrived - sent_at[seq]) * 1000)
     return {
         "moves_sent": total,
         "moves_rate": total / (last_sent - started),
