@@ -21,7 +21,7 @@ from passlib.hash import bcrypt
 
 from kvmd.app import runner_options
 from kvmd.config.schema import Config
-from tests.conftest import ADMIN, config_data, running_app
+from tests.conftest import ADMIN, REPO, config_data, running_app
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(
@@ -35,6 +35,17 @@ ROUTES = [
     ("POST", "/api/atx/power"),
     ("POST", "/api/atx/click"),
     ("GET", "/api/hid"),
+    ("GET", "/api/hid/inactivity"),
+    ("POST", "/api/hid/set_params"),
+    ("POST", "/api/hid/set_connected"),
+    ("POST", "/api/hid/reset"),
+    ("POST", "/api/hid/print"),
+    ("POST", "/api/hid/events/send_key"),
+    ("POST", "/api/hid/events/send_shortcut"),
+    ("POST", "/api/hid/events/send_mouse_button"),
+    ("POST", "/api/hid/events/send_mouse_move"),
+    ("POST", "/api/hid/events/send_mouse_relative"),
+    ("POST", "/api/hid/events/send_mouse_wheel"),
     ("GET", "/api/msd"),
     ("GET", "/api/auth/check"),
     ("POST", "/api/auth/logout"),
@@ -52,6 +63,21 @@ PARAM_NAMES = [
     "user",
     "passwd",
     "expire",
+    "key",
+    "state",
+    "finish",
+    "keys",
+    "to_x",
+    "to_y",
+    "delta_x",
+    "delta_y",
+    "keymap",
+    "limit",
+    "slow",
+    "keyboard_output",
+    "mouse_output",
+    "jiggler",
+    "connected",
     "x",
 ]
 
@@ -91,7 +117,9 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     (tmp / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
-    server = Server(msgspec.convert(config_data(tmp), Config))
+    data = config_data(tmp)
+    data["kvmd"]["hid"] = {"type": "disabled", "keymap": str(REPO / "configs/keymaps/en-us")}
+    server = Server(msgspec.convert(data, Config))
     yield server
     server.close()
 
@@ -170,6 +198,16 @@ def test_malformed_login_forms(server, body, content_type):
         )
         < 500
     )
+
+
+@FUZZ
+@given(
+    body=st.binary(max_size=300) | any_text.map(str.encode),
+    keymap=st.sampled_from(["", "de", "ru", "x"]),
+)
+def test_malformed_print_bodies(server, body, keymap):
+    target = "/api/hid/print?" + urllib.parse.urlencode({"keymap": keymap, "limit": "0"})
+    assert request(server, "POST", target, body=body, headers=ADMIN) < 500
 
 
 frames = st.one_of(
