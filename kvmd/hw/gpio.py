@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 class Line:
     pin: int
     inverted: bool = False
+    # Seconds an input must hold a level to count; None: the `Lines` default.
+    debounce: float | None = None
 
 
 class LineRequest(abc.ABC):
@@ -271,7 +273,9 @@ class Lines:
             # A bouncing contact: only the level that holds for the debounce time counts.
             if pin in self._pending:
                 self._pending[pin].cancel()
-            self._pending[pin] = loop.call_later(self._debounce, self._settle, pin)
+            debounce = self._inputs[pin].debounce
+            delay = self._debounce if debounce is None else debounce
+            self._pending[pin] = loop.call_later(delay, self._settle, pin)
 
     def _settle(self, pin: int) -> None:
         self._pending.pop(pin, None)
@@ -281,3 +285,24 @@ class Lines:
         if value != self._values.get(pin):
             self._values[pin] = value
             self._on_change(pin, value)
+
+
+# Simulated chips by name: everything in one daemon that asks for "simulated" shares it,
+# as ATX and user GPIO share a real chip.
+_SIMULATED: dict[str, SimulatedChip] = {}
+SIMULATED = "simulated"
+
+
+def open_chip(device: str) -> Chip:
+    if device == SIMULATED:
+        return simulated_chip()
+    return GpiodChip(device)
+
+
+def simulated_chip() -> SimulatedChip:
+    return _SIMULATED.setdefault(SIMULATED, SimulatedChip())
+
+
+def forget_simulated_chip() -> None:
+    """A fresh simulated chip for the next user (tests)."""
+    _SIMULATED.pop(SIMULATED, None)

@@ -9,6 +9,7 @@ from kvmd.plugins.atx.config import AtxConfig
 
 BACKENDS: dict[str, str] = {
     "disabled": "kvmd.plugins.atx.disabled:DisabledAtx",
+    "gpio": "kvmd.plugins.atx.gpio:GpioAtx",
 }
 
 

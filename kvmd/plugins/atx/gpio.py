@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""ATX on GPIO lines: power and reset buttons as outputs, power and HDD LEDs as inputs."""
+
+import asyncio
+import contextlib
+import logging
+
+from kvmd.bus import Bus
+from kvmd.hw.gpio import Line, Lines, open_chip
+from kvmd.plugins.atx.base import (
+    AtxBackend,
+    AtxIsBusyError,
+    AtxLeds,
+    AtxState,
+    Button,
+    PowerAction,
+)
+from kvmd.plugins.atx.config import GpioAtxConfig
+
+logger = logging.getLogger(__name__)
+
+# What each power action presses, and whether it needs the target on (True) or off.
+_ACTIONS = {
+    PowerAction.ON: (Button.POWER, False),
+    PowerAction.OFF: (Button.POWER, True),
+    PowerAction.OFF_HARD: (Button.POWER_LONG, True),
+    PowerAction.RESET_HARD: (Button.RESET, True),
+}
+
+
+class GpioAtx(AtxBackend):
+    def __init__(self, config: GpioAtxConfig, bus: Bus) -> None:
+        super().__init__(config, bus)
+        self._config = config
+        self._lines: Lines | None = None
+        self._leds = AtxLeds()
+        # Power and reset are separate buttons: one may be pressed while the other is busy.
+        self._busy = {"power": False, "reset": False}
+        self._presses: set[asyncio.Task[None]] = set()
+
+    def state(self) -> AtxState:
+        return AtxState(enabled=True, busy=any(self._busy.values()), leds=self._leds)
+
+    async def start(self) -> None:
+        config = self._config
+        lines = Lines(
+            open_chip(config.device),
+            "kvmd::atx",
+            outputs=[Line(config.power_switch_pin), Line(config.reset_switch_pin)],
+            inputs=[
+                Line(config.power_led_pin, config.power_led_inverted, config.power_led_debounce),
+                Line(config.hdd_led_pin, config.hdd_led_inverted, config.hdd_led_debounce),
+            ],
+            on_change=self._on_led,
+        )
+        self._lines = lines.__enter__()
+        self._leds = AtxLeds(
+            power=lines.value(config.power_led_pin), hdd=lines.value(config.hdd_led_pin)
+        )
+        self._publish()
+
+    async def stop(self) -> None:
+        for task in list(self._presses):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._presses, return_exceptions=True)
+        if self._lines is not None:
+            self._lines.release()
+            self._lines = None
+
+    async def power(self, action: PowerAction, *, wait: bool) -> None:
+        (button, needs_on) = _ACTIONS[action]
+        if self._leds.power != needs_on:
+            return  # already where the action would take it, as PiKVM does
+        await self.click(button, wait=wait)
+
+    async def click(self, button: Button, *, wait: bool) -> None:
+        region = "reset" if button is Button.RESET else "power"
+        if self._busy[region] or self._lines is None:
+            raise AtxIsBusyError
+        self._busy[region] = True
+        self._publish()
+        task = asyncio.create_task(self._press(region, button))
+        self._presses.add(task)
+        task.add_done_callback(self._presses.discard)
+        if wait:
+            # Shielded: a client that goes away must not cut a press short; the press
+            # itself always lets the button go.
+            await asyncio.shield(task)
+
+    async def _press(self, region: str, button: Button) -> None:
+        config = self._config
+        pin = config.reset_switch_pin if button is Button.RESET else config.power_switch_pin
+        delay = config.long_click_delay if button is Button.POWER_LONG else config.click_delay
+        logger.info("ATX: clicking %s", button)
+        try:
+            lines = self._lines
+            if lines is None:
+                return
+            lines.set(pin, True)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                if self._lines is not None:
+                    self._lines.set(pin, False)
+            await asyncio.sleep(config.hold_off)
+        finally:
+            self._busy[region] = False
+            self._publish()
+
+    def _on_led(self, pin: int, value: bool) -> None:
+        if pin == self._config.power_led_pin:
+            self._leds = AtxLeds(power=value, hdd=self._leds.hdd)
+        else:
+            self._leds = AtxLeds(power=self._leds.power, hdd=value)
+        self._publish()
