@@ -9,8 +9,8 @@ horizontal wheel. LEDs and the USB link state come from GET_INFO, polled while i
 """
 
 import asyncio
-import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import struct
@@ -28,6 +28,7 @@ from kvmd.plugins.hid.base import (
 )
 from kvmd.plugins.hid.config import Ch9329HidConfig
 from kvmd.plugins.hid.keys import Key
+from kvmd.plugins.hid.pending import Event, PendingEvents
 from kvmd.plugins.hid.reports import (
     ABSOLUTE_MAX,
     ButtonEvent,
@@ -107,6 +108,21 @@ def relative_data(report: bytes) -> bytes:
     return b"\x01" + report[:4]
 
 
+@dataclasses.dataclass(slots=True)
+class _Targeted:
+    """An event for the keyboard or one of the mice: all share the chip's one queue."""
+
+    reports: KeyboardReports | MouseReports
+    event: Event
+
+    def merge(self, newer: object, /) -> bool:
+        return (
+            isinstance(newer, _Targeted)
+            and newer.reports is self.reports
+            and self.event.merge(newer.event)
+        )
+
+
 class Ch9329Hid(HidBackend):
     def __init__(self, config: Ch9329HidConfig, bus: Bus) -> None:
         super().__init__(config, bus)
@@ -115,12 +131,7 @@ class Ch9329Hid(HidBackend):
         self._absolute = MouseReports(absolute=True, horizontal_wheel=False)
         self._relative = MouseReports(absolute=False, horizontal_wheel=False)
         self._mouse = self._absolute
-        self._queue: collections.deque[tuple[MouseReports | KeyboardReports, object]] = (
-            collections.deque()
-        )
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._pending: PendingEvents[_Targeted] = PendingEvents()
         self._fd: int | None = None
         self._port: serial.Serial | None = None
         self._buffer = bytearray()
@@ -163,20 +174,13 @@ class Ch9329Hid(HidBackend):
             tasks.create_task(self._serve())
 
     async def wait_sent(self) -> None:
-        await self._drained.wait()
+        await self._pending.wait_drained()
 
     def keyboard_backlog(self) -> int:
-        return len(self._queue)
+        return len(self._pending)
 
-    def _push(self, reports: MouseReports | KeyboardReports, event: object) -> None:
-        if self._queue:
-            (last_reports, last) = self._queue[-1]
-            merge = getattr(last, "merge", None)
-            if last_reports is reports and merge is not None and merge(event):
-                return
-        self._queue.append((reports, event))
-        self._drained.clear()
-        self._wakeup.set()
+    def _push(self, reports: KeyboardReports | MouseReports, event: Event) -> None:
+        self._pending.push(_Targeted(reports, event))
 
     async def _serve(self) -> None:
         try:
@@ -203,17 +207,14 @@ class Ch9329Hid(HidBackend):
             await self._send(CMD_KEYBOARD, self._keyboard.snapshot())
             await self._send_mouse(self._mouse.snapshot(), absolute=self._mouse.absolute)
         while True:
-            if not self._queue:
-                self._drained.set()
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._config.state_poll):
-                        await self._wakeup.wait()
-                if not self._queue:
+            if not self._pending:
+                await self._pending.wait(self._config.state_poll)
+                if not self._pending:
                     await self._poll()
                 continue
-            (reports, event) = self._queue.popleft()
-            for report in reports.encode(event):
+            item = self._pending.pop()
+            reports = item.reports
+            for report in reports.encode(item.event):
                 if isinstance(reports, KeyboardReports):
                     await self._send(CMD_KEYBOARD, report)
                 else:
@@ -296,10 +297,8 @@ class Ch9329Hid(HidBackend):
             self._port = None
 
     def _absorb(self) -> None:
-        while self._queue:
-            (reports, event) = self._queue.popleft()
-            reports.encode(event)
-        self._drained.set()
+        for item in self._pending.take_all():
+            item.reports.encode(item.event)
 
     def _set_online(self, *, online: bool, usb: bool) -> None:
         (self._online, self._usb) = (online, usb)

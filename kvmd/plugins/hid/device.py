@@ -17,8 +17,6 @@ one, and its small backlog makes it refuse reports the way an unread gadget does
 """
 
 import asyncio
-import collections
-import contextlib
 import errno
 import logging
 import os
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from kvmd.plugins.hid.config import DeviceConfig
+from kvmd.plugins.hid.pending import Event, PendingEvents
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +35,6 @@ logger = logging.getLogger(__name__)
 _BUSY = frozenset({errno.EAGAIN, errno.ESHUTDOWN, errno.ENOBUFS})
 # Wait this long before reopening a device node that is missing or was closed.
 REOPEN_DELAY = 1.0
-
-
-class Event(Protocol):
-    def merge(self, newer: "Event") -> bool:
-        """Absorb `newer` (queued right behind this event) if the two can be one report."""
-        ...
 
 
 class Encoder(Protocol):
@@ -75,10 +68,7 @@ class ReportDevice:
         self._on_output = on_output
         self._noop = noop
         self._fd: int | None = None
-        self._queue: collections.deque[Event] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
+        self._pending: PendingEvents[Event] = PendingEvents()
         self._online = noop
         self._sent = 0
 
@@ -91,21 +81,17 @@ class ReportDevice:
         return self._sent
 
     def push(self, event: Event) -> None:
-        if self._queue and self._queue[-1].merge(event):
-            return
-        self._queue.append(event)
-        self._drained.clear()
-        self._wakeup.set()
+        self._pending.push(event)
 
     async def wait_drained(self) -> None:
-        await self._drained.wait()
+        await self._pending.wait_drained()
 
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._pending)
 
     def write_now(self, report: bytes) -> None:
         """Best effort, for shutdown: one report if the host takes it at once, then close."""
-        self._queue.clear()
+        self._pending.take_all()
         if self._fd is None and not self._noop and not self._open():
             return
         self._try_write(report)
@@ -116,13 +102,12 @@ class ReportDevice:
             while True:
                 if self._fd is None and not self._noop and not self._open():
                     self._absorb()
-                    await self._wait_events(REOPEN_DELAY)
+                    await self._pending.wait(REOPEN_DELAY)
                     continue
-                if not self._queue:
-                    self._drained.set()
-                    await self._wait_events(None)
+                if not self._pending:
+                    await self._pending.wait(None)
                     continue
-                event = self._queue.popleft()
+                event = self._pending.pop()
                 if isinstance(event, _Resync):
                     reports = [self._encoder.snapshot()]
                 else:
@@ -141,7 +126,7 @@ class ReportDevice:
         while True:
             self._absorb()
             if self._fd is None and not self._open():
-                await self._wait_events(REOPEN_DELAY)
+                await self._pending.wait(REOPEN_DELAY)
                 continue
             if await self._write(self._encoder.snapshot()):
                 logger.info("HID %s: the host reads reports again", self._name)
@@ -149,21 +134,13 @@ class ReportDevice:
             attempts += 1
             # A host that sleeps for hours is not hammered: fast retries first, then slow.
             fast = attempts < self._config.write_retries
-            await self._wait_events(self._config.queue_timeout if fast else REOPEN_DELAY)
+            await self._pending.wait(self._config.queue_timeout if fast else REOPEN_DELAY)
 
     def _absorb(self) -> None:
         """Fold queued events into the state without writing them (the host is away)."""
-        while self._queue:
-            event = self._queue.popleft()
+        for event in self._pending.take_all():
             if not isinstance(event, _Resync):
                 self._encoder.encode(event)
-        self._drained.set()
-
-    async def _wait_events(self, delay: float | None) -> None:
-        self._wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wakeup.wait()
 
     async def _write(self, report: bytes) -> bool:
         if self._noop:
@@ -226,7 +203,7 @@ class ReportDevice:
         if self._on_output is not None:
             asyncio.get_running_loop().add_reader(self._fd, self._read_output)
         # The host may have missed anything sent before: give it the state once.
-        self._queue.appendleft(_Resync())
+        self._pending.push_front(_Resync())
         return True
 
     def _read_output(self) -> None:
@@ -243,7 +220,7 @@ class ReportDevice:
             # The other end is gone (the simulated host closed its socket).
             self._close()
             self._set_online(False)
-            self._wakeup.set()
+            self._pending.wake()
             return
         self._on_output(data)
 
