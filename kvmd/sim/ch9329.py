@@ -27,10 +27,11 @@ from kvmd.plugins.hid.ch9329 import (
     frame,
     parse_frame,
 )
+from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS
 
 logger = logging.getLogger("kvmd.sim.ch9329")
 
-_LOCKS = {0x53: 0x01, 0x39: 0x02, 0x47: 0x04}  # Num, Caps, Scroll Lock usages -> LED bits
+_LOCKS = {KEYS[name].usage: bit for name, bit in LOCK_LEDS.items()}  # usage -> LED bit
 _LENGTHS = {CMD_GET_INFO: 0, CMD_KEYBOARD: 8, CMD_MOUSE_ABSOLUTE: 7, CMD_MOUSE_RELATIVE: 5}
 _ERROR_PARAMETER = 0xE5
 _ERROR_COMMAND = 0xE3

@@ -20,13 +20,12 @@ import socket
 import struct
 from pathlib import Path
 
-from kvmd.plugins.hid.keys import KEYS
+from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS
 from kvmd.plugins.hid.layouts import Decoder, Layout
 
 logger = logging.getLogger("kvmd.sim.usbhost")
 
 KEY_NAMES = {key.usage: key.name for key in KEYS.values()}
-_LOCKS = {"NumLock": 0x01, "CapsLock": 0x02, "ScrollLock": 0x04}
 _SHIFT = 0x22
 _ALTGR = 0x40
 _CTRL = 0x11
@@ -146,8 +145,8 @@ class UsbHost:
 
     async def _on_press(self, name: str) -> None:
         self.pressed.append(name)
-        if name in _LOCKS:
-            self.leds ^= _LOCKS[name]
+        if name in LOCK_LEDS:
+            self.leds ^= LOCK_LEDS[name]
             if self._keyboard_conn is not None:
                 # The host's LED output report: the gadget reads it back as one byte.
                 with contextlib.suppress(OSError):
@@ -164,7 +163,7 @@ class UsbHost:
             name,
             shift=bool(self._modifiers & _SHIFT),
             altgr=bool(self._modifiers & _ALTGR),
-            caps=bool(self.leds & _LOCKS["CapsLock"]),
+            caps=bool(self.leds & LOCK_LEDS["CapsLock"]),
         )
 
     def _on_mouse(self, name: str, report: bytes) -> None:
@@ -195,7 +194,7 @@ class UsbHost:
         if self._screen is None:
             return
         lines = self.text[-600:].split("\n")[-8:]
-        leds = ",".join(name for name, bit in _LOCKS.items() if self.leds & bit) or "-"
+        leds = ",".join(name for name, bit in LOCK_LEDS.items() if self.leds & bit) or "-"
         body = "\n".join(
             [
                 *lines,

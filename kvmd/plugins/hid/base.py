@@ -11,7 +11,7 @@ import msgspec
 from kvmd.bus import Bus, Topic
 from kvmd.plugins.backend import Backend
 from kvmd.plugins.hid.config import AxisRange, CommonHidConfig
-from kvmd.plugins.hid.keys import KEYS, Key
+from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS, Key
 from kvmd.plugins.hid.layouts import Stroke
 
 _SHIFT = KEYS["ShiftLeft"]
@@ -27,6 +27,15 @@ class HidLeds(msgspec.Struct, frozen=True):
     caps: bool = False
     scroll: bool = False
     num: bool = False
+
+    @classmethod
+    def from_bits(cls, bits: int) -> "HidLeds":
+        """Decode the LED byte (the USB output report, also what a CH9329 reports)."""
+        return cls(
+            num=bool(bits & LOCK_LEDS["NumLock"]),
+            caps=bool(bits & LOCK_LEDS["CapsLock"]),
+            scroll=bool(bits & LOCK_LEDS["ScrollLock"]),
+        )
 
 
 class HidOutputs(msgspec.Struct, frozen=True):

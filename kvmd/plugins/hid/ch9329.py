@@ -231,8 +231,7 @@ class Ch9329Hid(HidBackend):
         data = await self._command(CMD_GET_INFO)
         if len(data) < 3:
             raise ChipError(f"short GET_INFO answer {data.hex()}")
-        bits = data[2]
-        self._leds = HidLeds(num=bool(bits & 1), caps=bool(bits & 2), scroll=bool(bits & 4))
+        self._leds = HidLeds.from_bits(data[2])
         self._set_online(online=True, usb=bool(data[1]))
 
     async def _send(self, cmd: int, data: bytes) -> None:

@@ -100,3 +100,6 @@ MOUSE_BUTTONS: dict[str, tuple[int, int]] = {
 MOUSE_BUTTONS_BY_EVDEV: dict[int, str] = {
     evdev: name for (name, (_, evdev)) in MOUSE_BUTTONS.items()
 }
+
+# The keyboard LED output report (one byte, host to device): the lock key each bit shows.
+LOCK_LEDS: dict[str, int] = {"NumLock": 0x01, "CapsLock": 0x02, "ScrollLock": 0x04}

@@ -127,9 +127,8 @@ class OtgHid(HidBackend):
         await self.wait_sent()
 
     def _on_leds(self, data: bytes) -> None:
-        # Output report: bit 0 Num Lock, bit 1 Caps Lock, bit 2 Scroll Lock.
-        bits = data[-1]
-        self._leds = HidLeds(num=bool(bits & 1), caps=bool(bits & 2), scroll=bool(bits & 4))
+        # The host's LED output report; a pty stand-in may hand over several at once.
+        self._leds = HidLeds.from_bits(data[-1])
         self._publish()
 
     def _set_outputs(self, keyboard: str | None, mouse: str | None) -> None:
