@@ -328,7 +328,7 @@ async def bench_input(tmp: Path) -> dict[str, float]:
         url = f"http://127.0.0.1:{port}"
         try:
             await wait_ready(url)
-            return await bench_hid(url, proc.pid, host)
+            return await bench_hid(url, host, lambda: rss_mb(proc.pid))
         finally:
             proc.terminate()
             proc.wait(10)

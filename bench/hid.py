@@ -11,6 +11,7 @@ import json
 import statistics
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -85,7 +86,7 @@ async def key_latency(ws: aiohttp.ClientWebSocketResponse, host: StampingHost) -
 
 
 async def move_flood(
-    ws: aiohttp.ClientWebSocketResponse, host: StampingHost, rss: "RssProbe"
+    ws: aiohttp.ClientWebSocketResponse, host: StampingHost, rss: Callable[[], float]
 ) -> dict[str, float]:
     """5,000 absolute moves a second for five seconds, each with its own x."""
     total = int(MOVES_PER_SECOND * MOVE_SECONDS)
@@ -130,18 +131,8 @@ async def move_flood(
     }
 
 
-class RssProbe:
-    def __init__(self, pid: int) -> None:
-        self._status = Path(f"/proc/{pid}/status")
-
-    def __call__(self) -> float:
-        for line in self._status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS")
-
-
-async def bench_hid(url: str, pid: int, host: StampingHost) -> dict[str, float]:
+async def bench_hid(url: str, host: StampingHost, rss: Callable[[], float]) -> dict[str, float]:
+    """`rss()` gives the daemon's resident memory in MB."""
     await wait_online(url)
     async with (
         aiohttp.ClientSession() as session,
@@ -152,7 +143,7 @@ async def bench_hid(url: str, pid: int, host: StampingHost) -> dict[str, float]:
         host.arrivals["keyboard"].clear()
         micros = await key_latency(ws, host)
         host.arrivals["mouse"].clear()
-        results = await move_flood(ws, host, RssProbe(pid))
+        results = await move_flood(ws, host, rss)
         reader.cancel()
     return {
         "key_events": len(micros),
