@@ -10,6 +10,8 @@ import struct
 
 import msgspec
 
+from kvmd.plugins.hid.reports import clamp
+
 
 class MalformedInputError(ValueError):
     pass
@@ -93,10 +95,6 @@ _JSON_EVENTS: dict[str, type[msgspec.Struct]] = {
     "mouse_relative": _RelativeEvent,
     "mouse_wheel": _RelativeEvent,
 }
-
-
-def clamp(value: int, low: int, high: int) -> int:
-    return min(max(value, low), high)
 
 
 def parse_text(data: str) -> Input:

@@ -13,6 +13,7 @@ from kvmd.plugins.backend import Backend
 from kvmd.plugins.hid.config import AxisRange, CommonHidConfig
 from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS, Key
 from kvmd.plugins.hid.layouts import Stroke
+from kvmd.plugins.hid.reports import clamp
 
 _SHIFT = KEYS["ShiftLeft"]
 _ALTGR = KEYS["AltRight"]
@@ -125,12 +126,12 @@ class HidBackend(Backend):
     def send_mouse_relative(self, dx: int, dy: int) -> None:
         """Move a relative mouse by -127..127 on each axis."""
         self._touch()
-        self._mouse_relative(_clamp(dx, -127, 127), _clamp(dy, -127, 127))
+        self._mouse_relative(clamp(dx, -127, 127), clamp(dy, -127, 127))
 
     def send_mouse_wheel(self, dx: int, dy: int) -> None:
         """Scroll by -127..127 steps on each axis."""
         self._touch()
-        self._mouse_wheel(_clamp(dx, -127, 127), _clamp(dy, -127, 127))
+        self._mouse_wheel(clamp(dx, -127, 127), clamp(dy, -127, 127))
 
     def release_all(self) -> None:
         """Release every held key and button (a websocket came or went, or a reset)."""
@@ -219,7 +220,7 @@ class HidBackend(Backend):
             for _ in range(10):
                 dx = random.randint(-100, 100)  # noqa: S311
                 dy = random.randint(-100, 100)  # noqa: S311
-                self._move_to(_clamp(x + dx, -32768, 32767), _clamp(y + dy, -32768, 32767))
+                self._move_to(clamp(x + dx, -32768, 32767), clamp(y + dy, -32768, 32767))
                 await asyncio.sleep(0.1)
             self._move_to(x, y)
         else:
@@ -267,13 +268,9 @@ class HidBackend(Backend):
     def _release_all(self) -> None: ...
 
 
-def _clamp(value: int, low: int, high: int) -> int:
-    return min(max(value, low), high)
-
-
 def _remap(value: int, axis: AxisRange) -> int:
     """Squeeze the full API range into the part of it the target's screen covers."""
-    value = _clamp(value, -32768, 32767)
+    value = clamp(value, -32768, 32767)
     if (axis.min, axis.max) == (-32768, 32767):
         return value
     return axis.min + (value + 32768) * (axis.max - axis.min) // 65535

@@ -130,12 +130,16 @@ class KeyboardReports:
 
 def scale_absolute(value: int) -> int:
     """The API's -32768..32767 (screen edge to edge) to the descriptor's 0..32767."""
-    value = min(max(value, -32768), 32767)
+    value = clamp(value, -32768, 32767)
     return (value + 32768) * ABSOLUTE_MAX // 65535
 
 
+def clamp(value: int, low: int, high: int) -> int:
+    return min(max(value, low), high)
+
+
 def _clamp_delta(value: int) -> int:
-    return min(max(value, -127), 127)
+    return clamp(value, -127, 127)
 
 
 class MouseReports:
