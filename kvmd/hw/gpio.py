@@ -222,6 +222,10 @@ class Lines:
         self._pending: dict[int, asyncio.TimerHandle] = {}
 
     def __enter__(self) -> "Lines":
+        return self.open()
+
+    def open(self) -> "Lines":
+        """Request the lines (outputs at idle) and start watching the inputs."""
         idle = {pin: line.inverted for pin, line in self._outputs.items()}  # logical 0
         self._request = self._chip.request(self._consumer, outputs=idle, inputs=list(self._inputs))
         self._values = {pin: self._read(pin) for pin in self._inputs}

@@ -53,7 +53,7 @@ class GpioAtx(AtxBackend):
             ],
             on_change=self._on_led,
         )
-        self._lines = lines.__enter__()
+        self._lines = lines.open()
         self._leds = AtxLeds(
             power=lines.value(config.power_led_pin), hdd=lines.value(config.hdd_led_pin)
         )

@@ -70,15 +70,10 @@ class ReportDevice:
         self._fd: int | None = None
         self._pending: PendingEvents[Event] = PendingEvents()
         self._online = noop
-        self._sent = 0
 
     @property
     def online(self) -> bool:
         return self._online
-
-    @property
-    def reports_sent(self) -> int:
-        return self._sent
 
     def push(self, event: Event) -> None:
         self._pending.push(event)
@@ -144,7 +139,6 @@ class ReportDevice:
 
     async def _write(self, report: bytes) -> bool:
         if self._noop:
-            self._sent += 1
             return True
         written = self._try_write(report)
         if written is None and await self._writable(self._config.select_timeout):
@@ -154,7 +148,6 @@ class ReportDevice:
         if written != len(report):
             logger.error("HID %s: short write (%d of %d)", self._name, written, len(report))
             return False
-        self._sent += 1
         self._set_online(True)
         return True
 

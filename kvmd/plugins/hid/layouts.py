@@ -68,10 +68,6 @@ class Stroke:
     shift: bool = False
     altgr: bool = False
 
-    @property
-    def level(self) -> int:
-        return self.shift + 2 * self.altgr
-
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:

@@ -12,7 +12,6 @@ import struct
 
 from kvmd.plugins.hid.keys import MOUSE_BUTTONS, Key
 
-KEYBOARD_REPORT_SIZE = 8
 _SLOTS = 6
 ABSOLUTE_MAX = 32767
 
@@ -84,10 +83,6 @@ class KeyboardReports:
         keys = self._keys + [0] * (_SLOTS - len(self._keys))
         return bytes([self._modifiers, 0, *keys])
 
-    @property
-    def is_clear(self) -> bool:
-        return not self._modifiers and not self._keys
-
     def press(self, key: Key) -> list[bytes]:
         if key.is_modifier:
             self._modifiers |= key.modifier_bit
@@ -155,10 +150,6 @@ class MouseReports:
         self._buttons = 0
         self._x = scale_absolute(0)
         self._y = scale_absolute(0)
-
-    @property
-    def is_clear(self) -> bool:
-        return not self._buttons
 
     def button(self, name: str, state: bool) -> bytes:
         bit = MOUSE_BUTTONS[name][0]

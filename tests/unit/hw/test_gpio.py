@@ -64,7 +64,7 @@ async def test_a_claimed_line_is_busy_until_released():
     chip = SimulatedChip()
     first = Lines(chip, "atx", outputs=[Line(5)], inputs=[], on_change=print)
     with first, pytest.raises(OSError, match="busy"):
-        Lines(chip, "gpio", outputs=[], inputs=[Line(5)], on_change=print).__enter__()
+        Lines(chip, "gpio", outputs=[], inputs=[Line(5)], on_change=print).open()
     with Lines(chip, "gpio", outputs=[], inputs=[Line(5)], on_change=print) as again:
         assert again.value(5) is False
     first.release()  # twice is harmless
@@ -75,7 +75,7 @@ async def test_a_claimed_line_is_busy_until_released():
 async def test_unknown_line_and_input_set_are_errors():
     chip = SimulatedChip(lines=8)
     with pytest.raises(OSError, match="no line 9"):
-        Lines(chip, "x", outputs=[Line(9)], inputs=[], on_change=print).__enter__()
+        Lines(chip, "x", outputs=[Line(9)], inputs=[], on_change=print).open()
     request = chip.request("x", outputs={}, inputs=[1])
     with pytest.raises(OSError, match="not an output"):
         request.set(1, True)
