@@ -32,12 +32,18 @@ run: $(BIN)/.installed testenv/run/htpasswd
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/api/info"
 	@echo "  user: admin   password: admin   (testenv only)"
 	@echo
-	@# The simulated USB host takes the keyboard and mouse reports and types on the
-	@# simulated screen; it goes away with kvmd.
+	@# The simulated target: its USB host takes the keyboard and mouse reports and types
+	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
+	@# Both go away with kvmd.
+	rm -f testenv/run/gpiochip.sock
 	$(BIN)/python -m kvmd.sim.usbhost --keyboard testenv/run/hid-keyboard.sock \
 		--mouse testenv/run/hid-mouse.sock --mouse-alt testenv/run/hid-mouse-alt.sock \
 		--layout configs/keymaps/en-us --screen testenv/run/screen.txt & \
-	host=$$!; trap 'kill $$host 2>/dev/null' EXIT INT TERM; \
+	host=$$!; \
+	$(BIN)/python -m kvmd.sim.machine --chip testenv/run/gpiochip.sock \
+		--status testenv/run/target.txt --relay 5 & \
+	machine=$$!; trap 'kill $$host $$machine 2>/dev/null' EXIT INT TERM; \
+	for _ in $$(seq 50); do [ -S testenv/run/gpiochip.sock ] && break; sleep 0.1; done; \
 	$(BIN)/python -m kvmd --main-config testenv/kvmd.yaml \
 		--override-dir testenv/override.d --override-config testenv/run/override.yaml
 

@@ -15,7 +15,10 @@ import dataclasses
 import datetime
 import logging
 import os
+import socket
+import stat
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -194,6 +197,88 @@ class _SimulatedRequest(LineRequest):
         os.close(self._write_fd)
 
 
+class SocketChip(Chip):
+    """Lines served over a unix socket by a simulated machine (`kvmd.sim.machine`).
+
+    It stands where /dev/gpiochipN would: the testenv's target runs in its own process
+    and owns the levels. The protocol is lines of `<pin> <0|1>`: the server sends every
+    level on connect, then `.`, then each change; the client sends the outputs it sets.
+    The server does not arbitrate between requests, so claims are not checked here.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def request(self, consumer: str, *, outputs: dict[int, bool], inputs: list[int]) -> LineRequest:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.settimeout(2.0)
+            sock.connect(self._path)
+            request = _SocketRequest(sock, set(outputs), set(inputs))
+            for pin, level in outputs.items():
+                request.set(pin, level)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return request
+
+
+class _SocketRequest(LineRequest):
+    def __init__(self, sock: socket.socket, outputs: set[int], inputs: set[int]) -> None:
+        self._sock = sock
+        self._outputs = outputs
+        self._inputs = inputs
+        self._levels: dict[int, bool] = {}
+        self._buffer = b""
+        while not self._buffer.endswith(b".\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise OSError("the simulated chip closed the connection")
+            self._buffer += chunk
+        self._buffer = self._buffer[:-2]
+        self._parse()
+        missing = (outputs | inputs) - self._levels.keys()
+        if missing:
+            raise OSError(f"no line {min(missing)} on the simulated chip")
+
+    def _parse(self) -> list[int]:
+        (*complete, self._buffer) = self._buffer.split(b"\n")
+        changed = []
+        for line in complete:
+            (pin, level) = (int(word) for word in line.split())
+            if self._levels.get(pin) != bool(level):
+                self._levels[pin] = bool(level)
+                changed.append(pin)
+        return changed
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def read_edges(self) -> list[int]:
+        while True:
+            try:
+                chunk = self._sock.recv(65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                raise OSError("the simulated chip closed the connection")
+            self._buffer += chunk
+        return [pin for pin in self._parse() if pin in self._inputs]
+
+    def get(self, pin: int) -> bool:
+        return self._levels[pin]
+
+    def set(self, pin: int, value: bool) -> None:
+        if pin not in self._outputs:
+            raise OSError(f"line {pin} is not an output")
+        self._levels[pin] = value
+        self._sock.sendall(b"%d %d\n" % (pin, value))
+
+    def release(self) -> None:
+        self._sock.close()
+
+
 class Lines:
     """A user's lines on one chip: logical values, debounced input changes, safe release.
 
@@ -246,7 +331,12 @@ class Lines:
         self._pending.clear()
         try:
             for pin, line in self._outputs.items():
-                request.set(pin, line.inverted)
+                try:
+                    request.set(pin, line.inverted)
+                except OSError as error:
+                    logger.warning(
+                        "GPIO %s: pin %d not returned to idle: %s", self._consumer, pin, error
+                    )
         finally:
             if self._inputs:
                 asyncio.get_running_loop().remove_reader(request.fileno())
@@ -273,7 +363,14 @@ class Lines:
         if self._request is None:
             return
         loop = asyncio.get_running_loop()
-        for pin in set(self._request.read_edges()):
+        try:
+            edges = self._request.read_edges()
+        except OSError as error:
+            # The chip is gone (a simulator that quit): stop watching rather than spin.
+            logger.warning("GPIO %s: inputs are no longer watched: %s", self._consumer, error)
+            loop.remove_reader(self._request.fileno())
+            return
+        for pin in set(edges):
             # A bouncing contact: only the level that holds for the debounce time counts.
             if pin in self._pending:
                 self._pending[pin].cancel()
@@ -298,8 +395,12 @@ SIMULATED = "simulated"
 
 
 def open_chip(device: str) -> Chip:
+    """`simulated`, a unix socket served by a simulated machine, or a gpiochip device."""
     if device == SIMULATED:
         return simulated_chip()
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(Path(device).stat().st_mode):
+            return SocketChip(device)
     return GpiodChip(device)
 
 

@@ -2,9 +2,10 @@
 """A stand-in for ustreamer: its HTTP API on a unix socket, showing the simulated target.
 
 `python -m kvmd.sim.ustreamer --unix=PATH [--desired-fps=N] [--quality=Q] [--resolution=WxH]
-[--screen=FILE]` serves `/state`, `/snapshot` and `/stream` (MJPEG). Each frame shows a
-moving colour bar, a clock, and the text of `--screen`: whatever the simulated target's
-screen says (the simulated HID and power write there).
+[--screen=FILE] [--status=FILE]` serves `/state`, `/snapshot` and `/stream` (MJPEG). Each
+frame shows a moving colour bar, a clock, the target's front panel from `--status` (written
+by kvmd.sim.machine) and the text of `--screen`: what the simulated target's screen says
+(the simulated USB host types there).
 """
 
 import argparse
@@ -27,11 +28,19 @@ _PR_SET_PDEATHSIG = 1
 class Camera:
     """Renders one JPEG per frame period, shared by every client."""
 
-    def __init__(self, size: tuple[int, int], fps: int, quality: int, screen: Path | None) -> None:
+    def __init__(
+        self,
+        size: tuple[int, int],
+        fps: int,
+        quality: int,
+        screen: Path | None,
+        status: Path | None = None,
+    ) -> None:
         self.size = size
         self.fps = max(fps, 1)
         self.quality = quality
         self._screen = screen
+        self._status = status
         # Large enough for OCR of the simulated screen to work as it does on a real one.
         self._font = ImageFont.load_default(size=max(size[1] // 16, 10))
         self.frame = self._render(0)
@@ -48,7 +57,7 @@ class Camera:
         draw.rectangle((x, 0, x + bar, height // 6), fill=(240, 200, 40))
         draw.text(
             (10, height // 6 + 10),
-            time.strftime("%Y-%m-%d %H:%M:%S") + f"  frame {n}",
+            time.strftime("%Y-%m-%d %H:%M:%S") + f"  frame {n}  " + self._status_text(),
             fill="white",
         )
         draw.text(
@@ -65,6 +74,15 @@ class Camera:
             return self._screen.read_text()[-2000:]
         except OSError:
             return "simulated target: powered off"
+
+    def _status_text(self) -> str:
+        # The target's front panel (kvmd.sim.machine): power and HDD as a monitor can't show.
+        if self._status is None:
+            return ""
+        try:
+            return self._status.read_text().strip()
+        except OSError:
+            return "target: no front panel"
 
     async def run(self) -> None:
         n = 0
@@ -142,7 +160,7 @@ def make_app(camera: Camera) -> web.Application:
 
 async def serve(args: argparse.Namespace) -> None:
     (width, height) = (int(v) for v in args.resolution.split("x"))
-    camera = Camera((width, height), args.desired_fps, args.quality, args.screen)
+    camera = Camera((width, height), args.desired_fps, args.quality, args.screen, args.status)
     runner = web.AppRunner(make_app(camera), access_log=None)
     await runner.setup()
     _remove(args.unix)
@@ -177,6 +195,7 @@ def main() -> None:
     parser.add_argument("--quality", type=int, default=80)
     parser.add_argument("--resolution", default="640x480")
     parser.add_argument("--screen", type=Path, default=None)
+    parser.add_argument("--status", type=Path, default=None)
     args = parser.parse_args()
     _die_with_parent()
     asyncio.run(serve(args))

@@ -16,7 +16,10 @@ from tests.conftest import ADMIN, sample
 async def test_atx_state_matches_pikvm_sample(client):
     response = await client.get("/api/atx", headers=ADMIN)
     assert response.status == 200
-    assert await response.json() == sample("atx.json")
+    # PiKVM's current version adds `acts` (which button is busy) to the 4.0 sample.
+    expected = sample("atx.json")
+    expected["result"]["acts"] = {"power": False, "reset": False}
+    assert await response.json() == expected
 
 
 async def test_atx_disabled_error_matches_pikvm_sample(client):

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 
 from kvmd.bus import Topic
-from kvmd.plugins.atx.base import AtxLeds, AtxState
+from kvmd.plugins.atx.base import AtxActs, AtxLeds, AtxState
 from tests.conftest import ADMIN, SAMPLES
 
 CURRENT_BURST = {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info", "clients"}
@@ -36,6 +36,7 @@ async def test_current_format_loop_first_then_every_state(client):
     assert by_type["atx"] == {
         "busy": False,
         "enabled": False,
+        "acts": {"power": False, "reset": False},
         "leds": {"hdd": False, "power": False},
     }
     assert by_type["clients"] == {"count": 0}
@@ -58,6 +59,7 @@ async def test_legacy_format_matches_pikvm_order(client):
     assert by_type["atx_state"] == {
         "busy": False,
         "enabled": False,
+        "acts": {"power": False, "reset": False},
         "leds": {"hdd": False, "power": False},
     }
     assert "platform" not in by_type["info_system_state"]
@@ -127,15 +129,22 @@ async def test_changes_reach_every_client_once(make_client, make_config):
     sockets = [await client.ws_connect("/api/ws?stream=0", headers=ADMIN) for _ in range(3)]
     for ws in sockets:
         await read_until(ws, current_burst_done)
-    deps.bus.publish(Topic.ATX, AtxState(enabled=True, busy=True, leds=AtxLeds(power=True)))
     deps.bus.publish(
-        Topic.ATX, AtxState(enabled=True, busy=True, leds=AtxLeds(power=True))
+        Topic.ATX, AtxState(enabled=True, acts=AtxActs(), busy=True, leds=AtxLeds(power=True))
+    )
+    deps.bus.publish(
+        Topic.ATX, AtxState(enabled=True, acts=AtxActs(), busy=True, leds=AtxLeds(power=True))
     )  # equal: dropped
     for ws in sockets:
         event = await ws.receive_json(timeout=2)
         assert event == {
             "event_type": "atx",
-            "event": {"busy": True, "enabled": True, "leds": {"hdd": False, "power": True}},
+            "event": {
+                "busy": True,
+                "enabled": True,
+                "acts": {"power": False, "reset": False},
+                "leds": {"hdd": False, "power": True},
+            },
         }
         await ws.send_json({"event_type": "ping", "event": {}})
         assert (await ws.receive_json(timeout=2))["event_type"] == "pong"  # nothing else was queued
@@ -160,11 +169,17 @@ async def test_a_stalled_client_gets_only_the_newest_state(make_client, make_con
     # The stalled client reads nothing while 3000 states go out; the other keeps up.
     for i in range(3000):
         deps.bus.publish(
-            Topic.ATX, AtxState(enabled=True, busy=bool(i % 2), leds=AtxLeds(hdd=i == 2999))
+            Topic.ATX,
+            AtxState(enabled=True, acts=AtxActs(), busy=bool(i % 2), leds=AtxLeds(hdd=i == 2999)),
         )
         if i % 100 == 0:
             await asyncio.sleep(0)
-    last = {"busy": True, "enabled": True, "leds": {"hdd": True, "power": False}}
+    last = {
+        "busy": True,
+        "enabled": True,
+        "acts": {"power": False, "reset": False},
+        "leds": {"hdd": True, "power": False},
+    }
     async with asyncio.timeout(5):
         while (await reader.receive_json())["event"] != last:
             pass

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from passlib.hash import bcrypt
 from PIL import Image
 
 from tests.conftest import REPO
-from tests.e2e.test_daemon import free_port
+from tests.e2e.test_daemon import WEBSOCAT, free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,12 +52,36 @@ def usb_host(short_dir: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path) -> Iterator[str]:
+def machine(short_dir: Path) -> Iterator[Path]:
+    """The simulated target's front panel, as `make run` starts it; yields its status file."""
+    chip = short_dir / "chip.sock"
+    status = short_dir / "target.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kvmd.sim.machine", "--chip", str(chip), "--status", str(status)],
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not chip.exists():
+            assert time.monotonic() < deadline, "the machine did not start"
+            time.sleep(0.05)
+        yield status
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+@pytest.fixture
+def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Path) -> Iterator[str]:
     port = free_port()
     (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
     config = yaml.safe_load((REPO / "testenv" / "kvmd.yaml").read_text())
     # The simulated streamer shows this test's screen, not the one `make run` writes.
-    cmd = [arg for arg in config["kvmd"]["streamer"]["cmd"] if not arg.startswith("--screen")]
+    cmd = [
+        arg
+        for arg in config["kvmd"]["streamer"]["cmd"]
+        if not arg.startswith(("--screen", "--status"))
+    ]
     override = {
         "kvmd": {
             "server": {"port": port, "unix": str(tmp_path / "kvmd.sock")},
@@ -64,8 +89,9 @@ def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path) -> Iterator[
             "streamer": {
                 "type": "ustreamer",
                 "unix": str(tmp_path / "us.sock"),
-                "cmd": [*cmd, f"--screen={usb_host}"],
+                "cmd": [*cmd, f"--screen={usb_host}", f"--status={machine}"],
             },
+            "atx": {"device": str(short_dir / "chip.sock")},
             "hid": {
                 "keyboard": {"device": str(short_dir / "kb")},
                 "mouse": {"device": str(short_dir / "m")},
@@ -160,3 +186,42 @@ def test_typed_text_reaches_the_screen_and_the_video(testenv_daemon: str, usb_ho
     ):
         assert time.monotonic() < deadline + 10, f"not on screen: {ocr.stdout[:200]!r}"
         time.sleep(0.2)
+
+
+def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machine: Path) -> None:
+    url = testenv_daemon
+    atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
+    assert (atx["enabled"], atx["leds"]) == (True, {"power": False, "hdd": False})
+    ws = subprocess.Popen(
+        [
+            WEBSOCAT,
+            f"ws://127.0.0.1:{url.rsplit(':', 1)[1]}/api/ws?stream=0",
+            "-H",
+            "X-KVMD-User:admin",
+            "-H",
+            "X-KVMD-Passwd:admin",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(20, ws.kill)  # a missing event fails the test, never hangs it
+    watchdog.start()
+    try:
+        assert ws.stdout is not None
+        # The initial burst ends with `clients`; the click comes after it.
+        while json.loads(ws.stdout.readline())["event_type"] != "clients":
+            pass
+        clicked = curl("-u", "admin:admin", "-X", "POST", f"{url}/api/atx/click?button=power")
+        assert json.loads(clicked.stdout) == {"ok": True, "result": {}}
+        while True:
+            event = json.loads(ws.stdout.readline())
+            if event["event_type"] == "atx" and event["event"]["leds"]["power"]:
+                break
+    finally:
+        watchdog.cancel()
+        ws.kill()
+        ws.communicate()  # closes the pipes
+    atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
+    assert atx["leds"]["power"] is True
+    assert machine.read_text().startswith("target power on, hdd ")

@@ -47,11 +47,19 @@ class AtxLeds(msgspec.Struct, frozen=True):
     hdd: bool = False
 
 
+class AtxActs(msgspec.Struct, frozen=True):
+    """Which button is busy; `busy` is their OR (PiKVM 4.0 had only `busy`)."""
+
+    power: bool = False
+    reset: bool = False
+
+
 class AtxState(msgspec.Struct, frozen=True):
     """`GET /api/atx` and the `atx` event."""
 
     enabled: bool
     busy: bool
+    acts: AtxActs
     leds: AtxLeds
 
 

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from kvmd.plugins.atx.base import (
+    AtxActs,
     AtxBackend,
     AtxDisabledError,
     AtxLeds,
@@ -11,7 +12,7 @@ from kvmd.plugins.atx.base import (
 
 class DisabledAtx(AtxBackend):
     def state(self) -> AtxState:
-        return AtxState(enabled=False, busy=False, leds=AtxLeds())
+        return AtxState(enabled=False, busy=False, acts=AtxActs(), leds=AtxLeds())
 
     async def power(self, action: PowerAction, *, wait: bool) -> None:
         raise AtxDisabledError

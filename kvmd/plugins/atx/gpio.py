@@ -8,6 +8,7 @@ import logging
 from kvmd.bus import Bus
 from kvmd.hw.gpio import Line, Lines, open_chip
 from kvmd.plugins.atx.base import (
+    AtxActs,
     AtxBackend,
     AtxIsBusyError,
     AtxLeds,
@@ -39,7 +40,8 @@ class GpioAtx(AtxBackend):
         self._presses: set[asyncio.Task[None]] = set()
 
     def state(self) -> AtxState:
-        return AtxState(enabled=True, busy=any(self._busy.values()), leds=self._leds)
+        acts = AtxActs(power=self._busy["power"], reset=self._busy["reset"])
+        return AtxState(enabled=True, busy=acts.power or acts.reset, acts=acts, leds=self._leds)
 
     async def start(self) -> None:
         config = self._config

@@ -2,7 +2,7 @@
 import json
 
 from kvmd.bus import Topic
-from kvmd.plugins.atx.base import AtxLeds, AtxState
+from kvmd.plugins.atx.base import AtxActs, AtxLeds, AtxState
 from kvmd.plugins.gpio.disabled import DisabledGpio
 from kvmd.plugins.streamer.base import OcrState
 from kvmd.server.events import EventRenderer
@@ -14,13 +14,18 @@ def decode(frames):
 
 def test_current_and_legacy_names():
     renderer = EventRenderer()
-    atx = AtxState(enabled=False, busy=False, leds=AtxLeds())
+    atx = AtxState(enabled=False, busy=False, acts=AtxActs(), leds=AtxLeds())
     assert decode(renderer.render(Topic.ATX, atx, legacy=False)) == [
         (
             "atx",
             {
                 "event_type": "atx",
-                "event": {"busy": False, "enabled": False, "leds": {"hdd": False, "power": False}},
+                "event": {
+                    "busy": False,
+                    "enabled": False,
+                    "acts": {"power": False, "reset": False},
+                    "leds": {"hdd": False, "power": False},
+                },
             },
         )
     ]
@@ -44,10 +49,14 @@ def test_legacy_gpio_splits_state_and_model():
 
 def test_a_state_is_encoded_once_per_format():
     renderer = EventRenderer()
-    atx = AtxState(enabled=True, busy=False, leds=AtxLeds())
+    atx = AtxState(enabled=True, busy=False, acts=AtxActs(), leds=AtxLeds())
     first = renderer.render(Topic.ATX, atx, legacy=False)
     assert renderer.render(Topic.ATX, atx, legacy=False) is first
     assert (
-        renderer.render(Topic.ATX, AtxState(enabled=True, busy=True, leds=AtxLeds()), legacy=False)
+        renderer.render(
+            Topic.ATX,
+            AtxState(enabled=True, busy=True, acts=AtxActs(), leds=AtxLeds()),
+            legacy=False,
+        )
         is not first
     )
