@@ -12,7 +12,7 @@ from msgspec import Meta, field
 from kvmd.config.base import Section
 from kvmd.hw.gadget_config import OtgConfig
 from kvmd.plugins.atx.config import AtxConfig, DisabledAtxConfig
-from kvmd.plugins.gpio.config import DisabledGpioConfig, GpioConfig
+from kvmd.plugins.gpio.config import GpioConfig
 from kvmd.plugins.hid.config import DisabledHidConfig, HidConfig
 from kvmd.plugins.msd.config import DisabledMsdConfig, MsdConfig
 from kvmd.plugins.streamer.config import DisabledStreamerConfig, StreamerConfig
@@ -125,7 +125,7 @@ class KvmdConfig(Section, frozen=True):
     hid: HidConfig = field(default_factory=DisabledHidConfig)
     atx: AtxConfig = field(default_factory=DisabledAtxConfig)
     msd: MsdConfig = field(default_factory=DisabledMsdConfig)
-    gpio: GpioConfig = field(default_factory=DisabledGpioConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
     streamer: StreamerConfig = field(default_factory=DisabledStreamerConfig)
 
 

@@ -92,6 +92,9 @@ def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Pat
                 "cmd": [*cmd, f"--screen={usb_host}", f"--status={machine}"],
             },
             "atx": {"device": str(short_dir / "chip.sock")},
+            "gpio": {
+                "drivers": {"machine": {"type": "gpio", "device": str(short_dir / "chip.sock")}}
+            },
             "hid": {
                 "keyboard": {"device": str(short_dir / "kb")},
                 "mouse": {"device": str(short_dir / "m")},

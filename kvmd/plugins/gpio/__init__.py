@@ -9,10 +9,12 @@ from kvmd.plugins.gpio.config import GpioConfig
 
 BACKENDS: dict[str, str] = {
     "disabled": "kvmd.plugins.gpio.disabled:DisabledGpio",
+    "user": "kvmd.plugins.gpio.user:UserGpio",
 }
 
 
 def make_gpio(config: GpioConfig, bus: Bus) -> GpioBackend:
-    module, name = BACKENDS[str(type(config).__struct_config__.tag)].split(":")
+    """Channels are PiKVM's config shape (no `type`): none configured means disabled."""
+    module, name = BACKENDS["user" if config.scheme else "disabled"].split(":")
     cls: type[GpioBackend] = getattr(importlib.import_module(module), name)
     return cls(config, bus)

@@ -22,6 +22,24 @@ class GpioChannelIsBusyError(BusyError):
     default_msg = "Performing another GPIO operation on this channel, please try again later"
 
 
+class GpioSwitchNotSupported(OperationError):  # noqa: N818 -- PiKVM's name
+    """The channel can only be pulsed (or is an input)."""
+
+    default_msg = "This GPIO channel does not support switching"
+
+
+class GpioPulseNotSupported(OperationError):  # noqa: N818 -- PiKVM's name
+    """The channel can only be switched."""
+
+    default_msg = "This GPIO channel does not support pulsing"
+
+
+class GpioDriverOfflineError(OperationError):
+    """The driver could not reach its device (reported with wait=1)."""
+
+    default_msg = "GPIO driver is offline"
+
+
 class GpioHw(msgspec.Struct, frozen=True):
     """Which driver and pin serve a channel; pins are strings, as PiKVM reports them."""
 
@@ -75,8 +93,9 @@ class OutputItem(msgspec.Struct, frozen=True, tag_field="type", tag="output"):
     """A button or switch cell driving an output channel."""
 
     channel: str
-    text: str = "Click"
     confirm: bool = False
+    hide: bool = False
+    text: str = "Click"
 
 
 ViewItem = LabelItem | InputItem | OutputItem
