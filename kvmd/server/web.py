@@ -5,7 +5,7 @@ import dataclasses
 
 from aiohttp import web
 
-from kvmd.api import atx, auth, gpio, hid, info, log, msd, streamer, ws
+from kvmd.api import atx, auth, export, gpio, hid, info, log, msd, redfish, streamer, ws
 from kvmd.auth.manager import AuthManager
 from kvmd.bus import Bus
 from kvmd.config.schema import Config
@@ -32,6 +32,8 @@ ROUTES = (
     msd.routes,
     gpio.routes,
     streamer.routes,
+    export.routes,
+    redfish.routes,
 )
 
 
