@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """/api/export/prometheus/metrics: the device's state as Prometheus gauges.
 
-Names and order are PiKVM's (`pikvm_atx_*`, `pikvm_gpio_*`, `pikvm_hw_*`, `pikvm_fan_*`),
-each metric as `# TYPE` line and value line, a blank line between metrics; what PiKVM lacks (the HDD LED, busy,
-HID/MSD/streamer online) follows at the end. Unlike PiKVM, `pikvm_gpio_*_online_*` is the
+Names and order are PiKVM's (`pikvm_atx_*`, `pikvm_gpio_*`, `pikvm_hw_*`, `pikvm_fan_*`):
+each metric is a `# TYPE` line and a value line, with a blank line between metrics. What
+PiKVM lacks (the HDD LED, busy, HID/MSD/streamer online) follows at the end. Unlike PiKVM, `pikvm_gpio_*_online_*` is the
 channel's real online flag, not a copy of its state. Prometheus scrapes with Basic auth;
 `auth.unauth_paths` can open the route for a scraper without credentials.
 """
