@@ -3,9 +3,10 @@
 
 Names and order are PiKVM's (`pikvm_atx_*`, `pikvm_gpio_*`, `pikvm_hw_*`, `pikvm_fan_*`):
 each metric is a `# TYPE` line and a value line, with a blank line between metrics. What
-PiKVM lacks (the HDD LED, busy, HID/MSD/streamer online) follows at the end. Unlike PiKVM, `pikvm_gpio_*_online_*` is the
-channel's real online flag, not a copy of its state. Prometheus scrapes with Basic auth;
-`auth.unauth_paths` can open the route for a scraper without credentials.
+PiKVM lacks (the HDD LED, busy, HID/MSD/streamer online) follows at the end. Unlike
+PiKVM, `pikvm_gpio_*_online_*` is the channel's real online flag, not a copy of its state.
+Prometheus scrapes with Basic auth; `auth.unauth_paths` can open the route for a scraper
+without credentials.
 """
 
 import re
