@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
 from kvmd.auth.htpasswd import hash_password
 
@@ -337,12 +338,31 @@ async def bench_input(tmp: Path) -> dict[str, float]:
                 await host_task
 
 
+async def bench_gpio(tmp: Path) -> dict[str, float]:
+    """Input edge -> `gpio` event, against a daemon with a channel on a served chip."""
+    port = free_port()
+    config = write_config(tmp, port)
+    with tempfile.TemporaryDirectory(prefix="kvmd-bench-") as name:
+        chip = Path(name) / "chip.sock"
+        gpio_override(config, chip)
+        async with serving(chip) as server:
+            proc = spawn_daemon(config, tmp)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                await wait_ready(url)
+                return await bench_edges(url, server)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = await bench_daemon(Path(tmp))
         results |= await bench_fanout(Path(tmp))
         results |= await bench_streamer(Path(tmp))
         results |= await bench_input(Path(tmp))
+        results |= await bench_gpio(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -389,6 +409,11 @@ async def main() -> None:
     print(
         f"  daemon RSS during the flood: {results['moves_rss_first_mb']:.1f} MB first,"
         f" {results['moves_rss_max_mb']:.1f} MB max, {results['moves_rss_last_mb']:.1f} MB last"
+    )
+    print(
+        f"  GPIO input edge -> gpio event at a ws client, {results['gpio_edges']:.0f} edges:"
+        f" p50 {results['gpio_p50_us']:.0f} us, p99 {results['gpio_p99_us']:.0f} us,"
+        f" max {results['gpio_max_us']:.0f} us (debounce 0; a configured debounce adds to it)"
     )
 
 
