@@ -11,14 +11,14 @@ In tests the same `Machine` sits on the in-process `SimulatedChip`.
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+from kvmd.sim import serve_until_signalled
 
 logger = logging.getLogger(__name__)
 
@@ -267,13 +267,7 @@ class ChipServer:
 async def _main(args: argparse.Namespace) -> None:
     server = ChipServer(args.chip)
     machine = Machine(server, Wiring(relay=args.relay), status=args.status).attach()
-    loop = asyncio.get_running_loop()
-    runner = asyncio.current_task()
-    if runner is not None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await server.serve()
+    await serve_until_signalled(server.serve())
     machine.close()
 
 

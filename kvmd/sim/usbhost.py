@@ -15,13 +15,13 @@ import asyncio
 import collections
 import contextlib
 import logging
-import signal
 import socket
 import struct
 from pathlib import Path
 
 from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS
 from kvmd.plugins.hid.layouts import Decoder, Layout
+from kvmd.sim import serve_until_signalled
 
 logger = logging.getLogger("kvmd.sim.usbhost")
 
@@ -234,13 +234,7 @@ async def _main(args: argparse.Namespace) -> None:
         layout=layout,
         screen=args.screen,
     )
-    loop = asyncio.get_running_loop()
-    runner = asyncio.current_task()
-    if runner is not None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, runner.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await host.run()
+    await serve_until_signalled(host.run())
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Callable
 
 from kvmd.plugins.gpio.config import CmdDriverConfig, CmdRetDriverConfig
-from kvmd.plugins.gpio.drivers.driver import Driver
+from kvmd.plugins.gpio.drivers.driver import PollingDriver, TriggerDriver
 
 logger = logging.getLogger(__name__)
 
@@ -38,57 +38,29 @@ async def run_command(argv: list[str], limit: float) -> int:
     return proc.returncode or 0
 
 
-class CmdDriver(Driver):
+class CmdDriver(TriggerDriver):
     def __init__(self, name: str, config: CmdDriverConfig, notify: Callable[[], None]) -> None:
         super().__init__(name, config, notify)
         self._cmd = config.cmd
         self._timeout = config.timeout
 
-    def read(self, pin: str) -> bool:
-        return False
-
-    async def write(self, pin: str, state: bool) -> None:
-        if not state:
-            return
-        try:
-            status = await run_command(self._cmd, self._timeout)
-        except OSError as error:
-            raise self._offline(error) from error
+    async def _trigger(self, pin: str) -> None:
+        status = await run_command(self._cmd, self._timeout)
         if status != 0:
-            raise self._offline(f"{self._cmd[0]} exited with {status}")
+            raise OSError(f"{self._cmd[0]} exited with {status}")
 
 
-class CmdRetDriver(Driver):
+class CmdRetDriver(PollingDriver[bool]):
     def __init__(self, name: str, config: CmdRetDriverConfig, notify: Callable[[], None]) -> None:
-        super().__init__(name, config, notify)
+        super().__init__(name, config, notify, config.state_poll)
         self._cmd = config.cmd
         self._timeout = config.timeout
-        self._poll_every = config.state_poll
-        self._state: bool | None = None
-        self._error = "not run yet"
 
-    async def start(self) -> None:
-        await self._poll()
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_every)
-            await self._poll()
-
-    async def _poll(self) -> None:
-        state: bool | None = None
-        try:
-            state = await run_command(self._cmd, self._timeout) == 0
-        except OSError as error:
-            self._error = str(error)
-        if state != self._state:
-            self._state = state
-            self._notify()
+    async def _fetch(self) -> bool:
+        return await run_command(self._cmd, self._timeout) == 0
 
     def read(self, pin: str) -> bool:
-        if self._state is None:
-            raise self._offline(self._error)
-        return self._state
+        return self._current()
 
     async def write(self, pin: str, state: bool) -> None:
         raise self._offline("cmdret has no outputs")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from kvmd.plugins.gpio.config import HidRelayDriverConfig
-from kvmd.plugins.gpio.drivers.driver import Driver
+from kvmd.plugins.gpio.drivers.driver import PollingDriver
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ def command(relay_pin: int, state: bool) -> bytes:
     return b"\x00" + data.ljust(REPORT_SIZE, b"\x00")
 
 
-class HidRelayDriver(Driver):
+class HidRelayDriver(PollingDriver[int]):
+    """Relays by their bitmap, read back after every switch and every `state_poll`."""
+
     def __init__(
         self,
         name: str,
@@ -100,15 +102,9 @@ class HidRelayDriver(Driver):
         notify: Callable[[], None],
         transport: Transport | None = None,
     ) -> None:
-        super().__init__(name, config, notify)
+        super().__init__(name, config, notify, config.state_poll)
         self._transport: Transport = transport or HidrawTransport(config.device)
-        self._poll_every = config.state_poll
-        self._bits: int | None = None
-        self._error = "not read yet"
         self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        await self._poll()
 
     async def stop(self) -> None:
         # Relays keep their state without us; outputs go back to idle as GPIO lines do.
@@ -116,29 +112,12 @@ class HidRelayDriver(Driver):
             with contextlib.suppress(Exception):
                 await self.write(pin, idle)
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_every)
-            await self._poll()
-
-    async def _poll(self) -> None:
+    async def _fetch(self) -> int:
         async with self._lock:
-            (bits, error_text) = (None, "")
-            try:
-                bits = (await asyncio.to_thread(self._transport.get_feature))[REPORT_SIZE - 1]
-            except OSError as error:
-                error_text = str(error)
-            if bits is None and (self._bits is not None or self._error != error_text):
-                logger.error("GPIO %s: relay board offline: %s", self.name, error_text)
-                self._error = error_text
-        if bits != self._bits:
-            self._bits = bits
-            self._notify()
+            return (await asyncio.to_thread(self._transport.get_feature))[REPORT_SIZE - 1]
 
     def read(self, pin: str) -> bool:
-        if self._bits is None:
-            raise self._offline(self._error)
-        return bool(self._bits >> int(pin) & 1)
+        return bool(self._current() >> int(pin) & 1)
 
     async def write(self, pin: str, state: bool) -> None:
         async with self._lock:

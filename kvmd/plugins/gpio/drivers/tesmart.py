@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kvmd.plugins.gpio.config import TesmartDriverConfig
-from kvmd.plugins.gpio.drivers.driver import Driver
+from kvmd.plugins.gpio.drivers.driver import PollingDriver
 
 if TYPE_CHECKING:
     import serial
@@ -112,43 +112,26 @@ class _Link:
             self._serial = None
 
 
-class TesmartDriver(Driver):
-    def __init__(self, name: str, config: TesmartDriverConfig, notify: Callable[[], None]) -> None:
-        super().__init__(name, config, notify)
-        self._link = _Link(config)
-        self._poll_every = config.state_poll
-        self._active: int | None = None
-        self._error = "not read yet"
-        self._lock = asyncio.Lock()
+class TesmartDriver(PollingDriver[int]):
+    """The active port, read after every selection and every `state_poll`."""
 
-    async def start(self) -> None:
-        await self._poll()
+    def __init__(self, name: str, config: TesmartDriverConfig, notify: Callable[[], None]) -> None:
+        super().__init__(name, config, notify, config.state_poll)
+        self._link = _Link(config)
+        self._lock = asyncio.Lock()
 
     async def stop(self) -> None:
         self._link.close()
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_every)
-            await self._poll()
-
-    async def _poll(self) -> None:
-        active: int | None = None
+    async def _fetch(self) -> int:
         async with self._lock:
-            try:
-                active = await self._link.exchange(frame(QUERY, 0), answer=True)
-            except OSError as error:
-                if self._active is not None:
-                    logger.warning("GPIO %s: the switch is offline: %s", self.name, error)
-                self._error = str(error)
-        if active != self._active:
-            self._active = active
-            self._notify()
+            port = await self._link.exchange(frame(QUERY, 0), answer=True)
+        if port is None:  # pragma: no cover -- exchange answers or raises
+            raise OSError(_NO_ANSWER)
+        return port
 
     def read(self, pin: str) -> bool:
-        if self._active is None:
-            raise self._offline(self._error)
-        return self._active == int(pin)
+        return self._current() == int(pin)
 
     async def write(self, pin: str, state: bool) -> None:
         if not state:

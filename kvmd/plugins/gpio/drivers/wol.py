@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable
 
 from kvmd.plugins.gpio.config import WolDriverConfig
-from kvmd.plugins.gpio.drivers.driver import Driver
+from kvmd.plugins.gpio.drivers.driver import TriggerDriver
 
 logger = logging.getLogger(__name__)
 
@@ -17,24 +17,16 @@ def magic_packet(mac: str) -> bytes:
     return b"\xff" * 6 + address * 16
 
 
-class WolDriver(Driver):
+class WolDriver(TriggerDriver):
     def __init__(self, name: str, config: WolDriverConfig, notify: Callable[[], None]) -> None:
         super().__init__(name, config, notify)
         self._packet = magic_packet(config.mac)
         self._target = (config.ip, config.port)
         self._mac = config.mac
 
-    def read(self, pin: str) -> bool:
-        return False
-
-    async def write(self, pin: str, state: bool) -> None:
-        if not state:
-            return
-        try:
-            family = socket.AF_INET6 if ":" in self._target[0] else socket.AF_INET
-            with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-                sock.sendto(self._packet, self._target)
-        except OSError as error:
-            raise self._offline(error) from error
+    async def _trigger(self, pin: str) -> None:
+        family = socket.AF_INET6 if ":" in self._target[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            sock.sendto(self._packet, self._target)
         logger.info("GPIO %s: sent WoL for %s to %s:%d", self.name, self._mac, *self._target)
