@@ -2,7 +2,6 @@
 """ATX on GPIO lines: power and reset buttons as outputs, power and HDD LEDs as inputs."""
 
 import asyncio
-import contextlib
 import logging
 
 from kvmd.bus import Bus
@@ -17,6 +16,7 @@ from kvmd.plugins.atx.base import (
     PowerAction,
 )
 from kvmd.plugins.atx.config import GpioAtxConfig
+from kvmd.plugins.backend import Operations
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class GpioAtx(AtxBackend):
         self._leds = AtxLeds()
         # Power and reset are separate buttons: one may be pressed while the other is busy.
         self._busy = {"power": False, "reset": False}
-        self._presses: set[asyncio.Task[None]] = set()
+        self._presses = Operations("ATX")
 
     def state(self) -> AtxState:
         acts = AtxActs(power=self._busy["power"], reset=self._busy["reset"])
@@ -62,10 +62,7 @@ class GpioAtx(AtxBackend):
         self._publish()
 
     async def stop(self) -> None:
-        for task in list(self._presses):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._presses, return_exceptions=True)
+        await self._presses.cancel_all()
         if self._lines is not None:
             self._lines.release()
             self._lines = None
@@ -82,13 +79,7 @@ class GpioAtx(AtxBackend):
             raise AtxIsBusyError
         self._busy[region] = True
         self._publish()
-        task = asyncio.create_task(self._press(region, button))
-        self._presses.add(task)
-        task.add_done_callback(self._presses.discard)
-        if wait:
-            # Shielded: a client that goes away must not cut a press short; the press
-            # itself always lets the button go.
-            await asyncio.shield(task)
+        await self._presses.run(self._press(region, button), wait=wait)
 
     async def _press(self, region: str, button: Button) -> None:
         config = self._config

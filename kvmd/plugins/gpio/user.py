@@ -7,7 +7,6 @@ always writes the channel off again, even when the daemon stops mid-pulse.
 """
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Coroutine
@@ -15,6 +14,7 @@ from typing import Any
 
 from kvmd.bus import Bus
 from kvmd.errors import KvmdError
+from kvmd.plugins.backend import Operations
 from kvmd.plugins.gpio.base import (
     GpioBackend,
     GpioChannelIsBusyError,
@@ -93,7 +93,7 @@ class UserGpio(GpioBackend):
                     self._constants[name] = entry
         self._drivers = list(drivers.values())
         self._model = GpioModel(scheme=self._scheme(), view=self._view())
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._operations = Operations("GPIO")
 
     def _scheme(self) -> GpioScheme:
         inputs = {
@@ -172,10 +172,7 @@ class UserGpio(GpioBackend):
         self._publish()
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._operations.cancel_all()
         for driver in self._drivers:
             await driver.stop()
 
@@ -209,14 +206,7 @@ class UserGpio(GpioBackend):
     ) -> None:
         entry.busy = True
         self._publish()
-        task = asyncio.create_task(self._hold(entry, operation))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if wait:
-            # Shielded: a client that leaves must not cut a pulse short.
-            await asyncio.shield(task)
-        else:
-            task.add_done_callback(_log_failure)
+        await self._operations.run(self._hold(entry, operation), wait=wait)
 
     async def _hold(self, entry: _Channel, operation: Coroutine[Any, Any, None]) -> None:
         try:
@@ -237,9 +227,3 @@ class UserGpio(GpioBackend):
             await asyncio.sleep(delay)
         finally:
             await asyncio.shield(entry.write(False))
-
-
-def _log_failure(task: "asyncio.Task[None]") -> None:
-    if not task.cancelled() and (error := task.exception()) is not None:
-        message = error.msg if isinstance(error, KvmdError) else repr(error)
-        logger.error("GPIO operation failed: %s", message)
