@@ -9,6 +9,7 @@ from kvmd.plugins.msd.config import MsdConfig
 
 BACKENDS: dict[str, str] = {
     "disabled": "kvmd.plugins.msd.disabled:DisabledMsd",
+    "otg": "kvmd.plugins.msd.otg:OtgMsd",
 }
 
 
