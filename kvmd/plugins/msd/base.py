@@ -111,6 +111,12 @@ class MsdUploadOffsetError(OperationError):
     default_msg = "The offset does not continue the incomplete image"
 
 
+class MsdUploadInterruptedError(OperationError):
+    """The request body ended before its Content-Length (the client went away)."""
+
+    default_msg = "The upload was interrupted; the image is incomplete"
+
+
 class MsdDownloadError(OperationError):
     """`write_remote` could not fetch the URL."""
 

@@ -9,10 +9,11 @@ cut), kvmd refuses it: the client learns the name its image really gets.
 
 from kvmd.errors import ValidatorError
 
-MAX_PART_BYTES = 255  # NAME_MAX of every Linux filesystem
-MAX_NAME_BYTES = 4096  # PATH_MAX
 MARKER_PREFIX = ".__"
 MARKER_SUFFIX = ".incomplete"
+# NAME_MAX (255 bytes on every Linux filesystem), less what the marker adds to a name.
+MAX_PART_BYTES = 255 - len(MARKER_PREFIX) - len(MARKER_SUFFIX)
+MAX_NAME_BYTES = 4096  # PATH_MAX
 
 
 def image_name(raw: str, prefix: str = "", *, arg: str = "image") -> str:

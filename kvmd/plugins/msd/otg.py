@@ -312,6 +312,7 @@ class OtgMsd(MsdBackend):
             start = offset or 0
             await writer.open(need=size if existing is None else start + size - existing.size)
             self._uploading = MsdUpload(name=name, size=writer.size, written=writer.written)
+            await self._reload()  # shows the image, incomplete, while it uploads
             self._publish()
             try:
                 yield writer

@@ -206,6 +206,7 @@ class FileWriter(ImageWriter):
             flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
             self._fd = os.open(self._path, flags | (os.O_EXCL if new else 0), _FILE_MODE)
             os.ftruncate(self._fd, self._offset)
+            os.lseek(self._fd, self._offset, os.SEEK_SET)
             if self._offset:
                 self._hash_prefix()
         except (IsADirectoryError, FileExistsError):
@@ -301,10 +302,11 @@ class FileWriter(ImageWriter):
 
     async def abort(self, *, remove_file: bool) -> None:
         """End an upload that failed or was cut off: the image stays marked incomplete."""
-        if self._inflight is not None:
-            inflight, self._inflight = self._inflight, None
-            with contextlib.suppress(Exception):
-                await _settle(inflight)
+        # What did arrive is kept: a resumed upload need not send it again.
+        with contextlib.suppress(Exception):
+            await self._flush()
+        with contextlib.suppress(Exception):
+            await self._flush()
         await _settle(_in_thread(self._abort, remove_file))
 
     def _abort(self, remove_file: bool) -> None:
