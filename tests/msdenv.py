@@ -46,3 +46,7 @@ def pattern(size: int, seed: int = 0) -> bytes:
         out += counter.to_bytes(8, "big") + block[8:]
         counter += 1
     return bytes(out[:size])
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())

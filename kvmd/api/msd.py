@@ -268,16 +268,18 @@ async def _pump(
 
 async def _unless_gone(request: web.Request, work: Coroutine[Any, Any, None]) -> None:
     """Run `work`, cancelling it if the client disconnects first (raises `_ClientGoneError`)."""
-    async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(work)
-        watch = tasks.create_task(_wait_gone(request))
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_wait_gone(request))
+    try:
         await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
         watch.cancel()
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            raise _ClientGoneError
+            await asyncio.wait([task])  # its writer must settle before the image is closed
+    if task.cancelled():
+        raise _ClientGoneError
+    task.result()
 
 
 async def _wait_gone(request: web.Request) -> None:

@@ -4,14 +4,17 @@
 import asyncio
 import hashlib
 import io
+import json
 import lzma
-import os
 
 import pytest
 import zstandard
+from aiohttp import web
+
+from kvmd.api import msd as msd_api
 
 from tests.conftest import ADMIN, sample
-from tests.msdenv import MsdPaths, pattern
+from tests.msdenv import MsdPaths, listing, pattern
 
 
 class Env:
@@ -85,7 +88,7 @@ async def test_upload_connect_disconnect(env):
         },
     )
     assert (env.paths.storage / "boot.img").read_bytes() == data
-    assert sorted(os.listdir(env.paths.storage)) == ["boot.img"]  # no marker left
+    assert listing(env.paths.storage) == ["boot.img"]  # no marker left
     image = (await env.state())["storage"]["images"]["boot.img"]
     assert image["size"] == len(data)
     assert (image["complete"], image["removable"], image["writable"]) == (True, True, True)
@@ -167,7 +170,7 @@ async def test_bad_image_names_are_400(env, name):
     ]:
         assert error("ValidatorError")(answer), answer
         assert "image" in answer[1]["result"]["error_msg"]
-    assert os.listdir(env.paths.storage) == []
+    assert listing(env.paths.storage) == []
 
 
 async def test_a_symlink_in_the_storage_does_not_lead_out(env, tmp_path):
@@ -175,7 +178,7 @@ async def test_a_symlink_in_the_storage_does_not_lead_out(env, tmp_path):
     outside.mkdir()
     (env.paths.storage / "link").symlink_to(outside)
     assert error("ValidatorError")(await env.upload("link/x.iso", b"data"))
-    assert os.listdir(outside) == []
+    assert listing(outside) == []
     assert (await env.state())["storage"]["images"] == {}
 
 
@@ -209,7 +212,7 @@ async def test_conflicts(env):
     assert error("MsdConnectedError")(await env.upload("b.img", b"b"))
     assert error("MsdConnectedError")(await env.call("GET", "/api/msd/read", image="a.img"))
     assert (env.paths.storage / "a.img").exists()
-    assert sorted(os.listdir(env.paths.storage)) == ["a.img"]
+    assert listing(env.paths.storage) == ["a.img"]
 
     # Someone else emptying the drive is noticed.
     (env.paths.lun / "file").write_text("\n")
@@ -265,7 +268,7 @@ async def test_sha256(env):
     assert error("MsdChecksumError")(answer)
     assert digest in answer[1]["result"]["error_msg"]
     assert wrong in answer[1]["result"]["error_msg"]
-    assert sorted(os.listdir(env.paths.storage)) == ["good.img"]
+    assert listing(env.paths.storage) == ["good.img"]
     assert "bad.img" not in (await env.state())["storage"]["images"]
 
     assert error("ValidatorError")(await env.upload("x.img", data, sha256="abc"))
@@ -329,7 +332,7 @@ async def test_interrupted_upload_is_incomplete_and_resumes(env):
         },
     )
     assert (env.paths.storage / "cut.img").read_bytes() == data
-    assert sorted(os.listdir(env.paths.storage)) == ["cut.img"]
+    assert listing(env.paths.storage) == ["cut.img"]
     assert error("MsdImageExistsError")(await env.upload("cut.img", b"x", offset=len(data)))
     assert (await env.post("/api/msd/set_connected", connected=1))[0] == 200
 
@@ -342,7 +345,7 @@ async def test_interrupted_upload_with_remove_incomplete(env):
     writer.close()
     state = await wait_idle(env)
     assert state["storage"]["images"] == {}
-    assert os.listdir(env.paths.storage) == []
+    assert listing(env.paths.storage) == []
 
 
 async def test_upload_needs_content_length_and_space(env):
@@ -355,7 +358,7 @@ async def test_upload_needs_content_length_and_space(env):
     writer.close()
     assert head.startswith(b"HTTP/1.1 400")
     assert b"MsdStorageFullError" in head
-    assert os.listdir(env.paths.storage) == []
+    assert listing(env.paths.storage) == []
 
 
 async def test_read_back(env):
@@ -393,7 +396,7 @@ async def test_remove_and_reset(env):
     assert drive == {"image": None, "connected": False, "cdrom": True, "rw": False}
     await env.post("/api/msd/set_params", image="r.img")
     assert (await env.post("/api/msd/remove", image="r.img"))[0] == 200
-    assert os.listdir(env.paths.storage) == []
+    assert listing(env.paths.storage) == []
     state = await env.state()
     assert (state["drive"]["image"], state["storage"]["images"]) == (None, {})
 
@@ -497,3 +500,155 @@ async def test_drive_state_is_taken_from_the_gadget_at_start(make_client, make_c
         "size": 512,
         "mod_ts": (paths.storage / "in.img").stat().st_mtime,
     }
+
+
+REMOTE = pattern(3 * 1024 * 1024 + 11, seed=7)
+
+
+@pytest.fixture
+async def remote(aiohttp_server):
+    """An HTTP server to download from, trickling its bytes so that progress shows."""
+    gate = asyncio.Event()
+
+    async def trickle(request, *, headers=None, length=len(REMOTE), stop=len(REMOTE)):
+        response = web.StreamResponse(headers=headers or {})
+        if length is not None:
+            response.content_length = length
+        await response.prepare(request)
+        for start in range(0, stop, 256 * 1024):
+            await response.write(REMOTE[start : min(start + 256 * 1024, stop)])
+            await asyncio.sleep(0.01)
+        return response
+
+    async def image(request):
+        return await trickle(request)
+
+    async def named(request):
+        return await trickle(
+            request, headers={"Content-Disposition": 'attachment; filename="dl.img"'}
+        )
+
+    async def missing(request):
+        raise web.HTTPNotFound
+
+    async def chunked(request):
+        return await trickle(request, length=None)
+
+    async def broken(request):
+        await trickle(request, stop=1024 * 1024)
+        request.transport.close()
+        await asyncio.sleep(1)
+
+    async def stuck(request):
+        response = web.StreamResponse()
+        response.content_length = len(REMOTE)
+        await response.prepare(request)
+        await response.write(REMOTE[: 512 * 1024])
+        await gate.wait()
+        return response
+
+    app = web.Application()
+    for path, handler in [
+        ("/files/image.iso", image),
+        ("/files/download", named),
+        ("/missing.iso", missing),
+        ("/chunked.iso", chunked),
+        ("/broken.iso", broken),
+        ("/stuck.iso", stuck),
+    ]:
+        app.router.add_get(path, handler)
+    server = await aiohttp_server(app)
+    yield f"http://127.0.0.1:{server.port}"
+    gate.set()
+
+
+async def remote_lines(env, **params):
+    response = await env.client.post("/api/msd/write_remote", params=params, headers=ADMIN)
+    if response.headers["Content-Type"].startswith("application/json"):
+        return (response.status, await response.json())
+    assert response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
+    body = await response.read()
+    assert body.endswith(b"\r\n")
+    return (response.status, [json.loads(line) for line in body.split(b"\r\n")[:-1]])
+
+
+async def test_write_remote(env, remote, monkeypatch):
+    monkeypatch.setattr(msd_api, "_REMOTE_PROGRESS", 0.02)
+    (status, lines) = await remote_lines(env, url=f"{remote}/files/image.iso")
+    assert status == 200
+    size = len(REMOTE)
+    assert lines[0] == {
+        "ok": True,
+        "result": {"image": {"name": "image.iso", "size": size, "written": 0}},
+    }
+    assert lines[-1] == {
+        "ok": True,
+        "result": {"image": {"name": "image.iso", "size": size, "written": size}},
+    }
+    written = [line["result"]["image"]["written"] for line in lines]
+    assert len(written) >= 4
+    assert written == sorted(written)
+    assert 0 < written[1] < size
+    assert (env.paths.storage / "image.iso").read_bytes() == REMOTE
+    assert (await env.state())["storage"]["images"]["image.iso"]["complete"] is True
+
+    # The name: image= first, then Content-Disposition, then the URL's file name.
+    (_, lines) = await remote_lines(env, url=f"{remote}/files/download", prefix="net")
+    assert lines[-1]["result"]["image"]["name"] == "net/dl.img"
+    (_, lines) = await remote_lines(env, url=f"{remote}/files/download", image="mine.img")
+    assert lines[-1]["result"]["image"]["name"] == "mine.img"
+    assert (env.paths.storage / "mine.img").read_bytes() == REMOTE
+    digest = hashlib.sha256(REMOTE).hexdigest()
+    (_, lines) = await remote_lines(
+        env, url=f"{remote}/files/image.iso", image="s.iso", sha256=digest
+    )
+    assert lines[-1]["ok"] is True
+
+
+async def test_write_remote_errors(env, remote):
+    for params, name, status in [
+        ({"url": f"{remote}/missing.iso"}, "MsdDownloadError", 400),
+        ({"url": f"{remote}/chunked.iso"}, "MsdDownloadError", 400),
+        ({"url": "http://127.0.0.1:1/refused.iso"}, "MsdDownloadError", 400),
+        ({"url": "ftp://example.com/x.iso"}, "ValidatorError", 400),
+        ({"url": f"{remote}/files/image.iso", "image": "../x.iso"}, "ValidatorError", 400),
+        ({"url": f"{remote}/files/image.iso", "timeout": "0"}, "ValidatorError", 400),
+    ]:
+        answer = await remote_lines(env, **params)
+        assert error(name, status)(answer), (params, answer)
+    assert listing(env.paths.storage) == []
+
+    # Once the stream began, a failure is the last line, after a last progress line.
+    (status, lines) = await remote_lines(env, url=f"{remote}/broken.iso")
+    assert status == 200
+    assert lines[-2]["result"]["image"]["written"] == 1024 * 1024
+    assert lines[-1]["ok"] is False
+    assert lines[-1]["result"]["error"] == "MsdDownloadError"
+    image = (await env.state())["storage"]["images"]["broken.iso"]
+    assert (image["complete"], image["size"]) == (False, 1024 * 1024)
+
+    (_, lines) = await remote_lines(
+        env, url=f"{remote}/files/image.iso", image="bad.iso", sha256="0" * 64
+    )
+    assert lines[-1]["result"]["error"] == "MsdChecksumError"
+    assert "bad.iso" not in (await env.state())["storage"]["images"]
+
+    # An existing name is refused before anything is fetched into it.
+    answer = await remote_lines(env, url=f"{remote}/files/image.iso", image="broken.iso")
+    assert error("MsdImageExistsError")(answer)
+
+
+async def test_write_remote_ends_when_its_client_leaves(env, remote):
+    url = f"{remote}/stuck.iso"
+    request = asyncio.create_task(
+        env.client.post("/api/msd/write_remote", params={"url": url}, headers=ADMIN)
+    )
+    async with asyncio.timeout(5):
+        while ((await env.state())["storage"]["uploading"] or {}).get("written", 0) == 0:
+            await asyncio.sleep(0.02)
+    response = await request
+    response.close()  # hangs up mid-stream
+    state = await wait_idle(env)
+    image = state["storage"]["images"]["stuck.iso"]
+    assert (image["complete"], image["size"]) == (False, 512 * 1024)
+    assert (env.paths.storage / "stuck.iso").read_bytes() == REMOTE[: 512 * 1024]
