@@ -2,6 +2,7 @@
 """/api/msd on the otg backend: a gadget drive in a plain directory and a real storage."""
 
 import asyncio
+import functools
 import hashlib
 import io
 import json
@@ -12,7 +13,6 @@ import zstandard
 from aiohttp import web
 
 from kvmd.api import msd as msd_api
-
 from tests.conftest import ADMIN, sample
 from tests.msdenv import MsdPaths, listing, pattern
 
@@ -505,56 +505,55 @@ async def test_drive_state_is_taken_from_the_gadget_at_start(make_client, make_c
 REMOTE = pattern(3 * 1024 * 1024 + 11, seed=7)
 
 
-@pytest.fixture
-async def remote(aiohttp_server):
-    """An HTTP server to download from, trickling its bytes so that progress shows."""
-    gate = asyncio.Event()
+_SIZE = len(REMOTE)
 
-    async def trickle(request, *, headers=None, length=len(REMOTE), stop=len(REMOTE)):
-        response = web.StreamResponse(headers=headers or {})
-        if length is not None:
-            response.content_length = length
-        await response.prepare(request)
-        for start in range(0, stop, 256 * 1024):
-            await response.write(REMOTE[start : min(start + 256 * 1024, stop)])
-            await asyncio.sleep(0.01)
-        return response
 
-    async def image(request):
-        return await trickle(request)
+async def _trickle(request, *, headers=None, length=_SIZE, stop=_SIZE):
+    response = web.StreamResponse(headers=headers or {})
+    if length is not None:
+        response.content_length = length
+    await response.prepare(request)
+    for start in range(0, stop, 256 * 1024):
+        await response.write(REMOTE[start : min(start + 256 * 1024, stop)])
+        await asyncio.sleep(0.01)
+    return response
 
-    async def named(request):
-        return await trickle(
-            request, headers={"Content-Disposition": 'attachment; filename="dl.img"'}
-        )
 
-    async def missing(request):
-        raise web.HTTPNotFound
+async def _broken(request):
+    await _trickle(request, stop=1024 * 1024)
+    request.transport.close()
+    await asyncio.sleep(1)
 
-    async def chunked(request):
-        return await trickle(request, length=None)
 
-    async def broken(request):
-        await trickle(request, stop=1024 * 1024)
-        request.transport.close()
-        await asyncio.sleep(1)
+async def _missing(request):
+    raise web.HTTPNotFound
 
-    async def stuck(request):
+
+def _stuck(gate):
+    async def handler(request):
         response = web.StreamResponse()
-        response.content_length = len(REMOTE)
+        response.content_length = _SIZE
         await response.prepare(request)
         await response.write(REMOTE[: 512 * 1024])
         await gate.wait()
         return response
 
+    return handler
+
+
+@pytest.fixture
+async def remote(aiohttp_server):
+    """An HTTP server to download from, trickling its bytes so that progress shows."""
+    gate = asyncio.Event()
+    disposition = {"Content-Disposition": 'attachment; filename="dl.img"'}
     app = web.Application()
     for path, handler in [
-        ("/files/image.iso", image),
-        ("/files/download", named),
-        ("/missing.iso", missing),
-        ("/chunked.iso", chunked),
-        ("/broken.iso", broken),
-        ("/stuck.iso", stuck),
+        ("/files/image.iso", _trickle),
+        ("/files/download", functools.partial(_trickle, headers=disposition)),
+        ("/missing.iso", _missing),
+        ("/chunked.iso", functools.partial(_trickle, length=None)),
+        ("/broken.iso", _broken),
+        ("/stuck.iso", _stuck(gate)),
     ]:
         app.router.add_get(path, handler)
     server = await aiohttp_server(app)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from passlib.hash import bcrypt
@@ -28,7 +29,7 @@ def free_port() -> int:
 
 
 class Daemon:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra: dict[str, Any] | None = None) -> None:
         self.port = free_port()
         self.unix = tmp_path / "run" / "kvmd.sock"
         (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
@@ -36,6 +37,7 @@ class Daemon:
             config_data(tmp_path),
             {"kvmd": {"server": {"unix": str(self.unix), "port": self.port, "host": "127.0.0.1"}}},
         )
+        data = deep_merge(data, extra or {})
         main = tmp_path / "main.yaml"
         main.write_text(json.dumps(data))  # JSON is YAML
         self.proc = subprocess.Popen(
