@@ -15,11 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
+from bench.msd import bench_upload, msd_override
 from kvmd.auth.htpasswd import hash_password
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +32,7 @@ TARGETS = {
     "fanout_p99_ms": 50.0,
     "idle_rss_mb": 45.0,
     "move_lag_ms": 20.0,
+    "upload_vs_dd": 0.85,
 }
 
 
@@ -356,13 +359,33 @@ async def bench_gpio(tmp: Path) -> dict[str, float]:
                 proc.wait(10)
 
 
+async def bench_msd(tmp: Path) -> dict[str, Any]:
+    """Upload throughput and memory, against a daemon with the otg MSD on a gadget dir."""
+    port = free_port()
+    config = write_config(tmp, port)
+    storage = msd_override(config, tmp)
+    proc = spawn_daemon(config, tmp)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url)
+        return await bench_upload(url, storage, lambda: rss_mb(proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 async def main() -> None:
+    if sys.argv[1:] == ["msd"]:  # one figure alone: python -m bench msd
+        with tempfile.TemporaryDirectory() as tmp:
+            print_msd(await bench_msd(Path(tmp)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        results = await bench_daemon(Path(tmp))
+        results: dict[str, Any] = await bench_daemon(Path(tmp))
         results |= await bench_fanout(Path(tmp))
         results |= await bench_streamer(Path(tmp))
         results |= await bench_input(Path(tmp))
         results |= await bench_gpio(Path(tmp))
+        results |= await bench_msd(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -414,6 +437,23 @@ async def main() -> None:
         f"  GPIO input edge -> gpio event at a ws client, {results['gpio_edges']:.0f} edges:"
         f" p50 {results['gpio_p50_us']:.0f} us, p99 {results['gpio_p99_us']:.0f} us,"
         f" max {results['gpio_max_us']:.0f} us (debounce 0; a configured debounce adds to it)"
+    )
+
+    print_msd(results)
+
+
+def print_msd(results: dict[str, Any]) -> None:
+    ratio = results["msd_upload_mbps"] / results["msd_dd_mbps"]
+    print(
+        f"  MSD upload of 1 GiB over loopback: {results['msd_upload_mbps']:.0f} MB/s,"
+        f" dd conv=fsync into the same directory {results['msd_dd_mbps']:.0f} MB/s"
+        f" = {ratio:.0%} of dd (target >= {TARGETS['upload_vs_dd']:.0%});"
+        f" medians of MB/s {results['msd_upload_runs']} and {results['msd_dd_runs']}"
+    )
+    print(
+        f"  daemon RSS: {results['msd_rss_before_mb']:.1f} MB before uploads,"
+        f" peak {results['msd_rss_peak_256m_mb']:.1f} MB during 256 MiB,"
+        f" {results['msd_rss_peak_1g_mb']:.1f} MB during 1 GiB (target: no growth with size)"
     )
 
 

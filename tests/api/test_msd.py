@@ -361,13 +361,21 @@ async def test_upload_needs_content_length_and_space(env):
     assert listing(env.paths.storage) == []
 
 
+def plain(data):
+    return data
+
+
+def unzstd(data):
+    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+
+
 async def test_read_back(env):
     data = pattern(1024 * 1024 + 5)
     await env.upload("dir/rb.img", data)
     for compress, unpack, suffix in [
-        ("none", bytes, ""),
+        ("none", plain, ""),
         ("lzma", lzma.decompress, ".xz"),
-        ("zstd", lambda d: zstandard.ZstdDecompressor().decompressobj().decompress(d), ".zst"),
+        ("zstd", unzstd, ".zst"),
     ]:
         response = await env.client.get(
             "/api/msd/read", params={"image": "dir/rb.img", "compress": compress}, headers=ADMIN
@@ -470,6 +478,7 @@ async def test_images_copied_in_by_hand_appear(make_client, make_config, tmp_pat
     await asyncio.sleep(0.3)  # the new directory is watched after the next reload
     (paths.storage / "sub" / "hand.iso").write_bytes(b"h" * 2048)
     (paths.storage / ".ignored").write_bytes(b"h")
+    images = {}
     async with asyncio.timeout(5):
         while True:
             message = await ws.receive_json()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,9 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def upload(daemon: Daemon, query: str, body: Iterator[bytes], size: int) -> tuple[int, dict]:
+def upload(
+    daemon: Daemon, query: str, body: Iterator[bytes], size: int
+) -> tuple[int, dict[str, Any]]:
     connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=120)
     try:
         headers = {**AUTH, "Content-Length": str(size)}
@@ -62,7 +65,7 @@ def upload(daemon: Daemon, query: str, body: Iterator[bytes], size: int) -> tupl
         connection.close()
 
 
-def msd_state(daemon: Daemon) -> dict:
+def msd_state(daemon: Daemon) -> dict[str, Any]:
     return json.loads(daemon.curl("-u", "admin:admin", f"{daemon.url}/api/msd").stdout)["result"]
 
 

@@ -12,6 +12,7 @@ Blocking file work runs in the default executor; the event loop only hands buffe
 """
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _FILE_MODE = 0o644
+# Periodic syncs of uploads, off the writing thread (one upload runs at a time).
+_SYNCER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="msd-sync")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -186,6 +189,7 @@ class FileWriter(ImageWriter):
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._unsynced = 0
+        self._syncing: concurrent.futures.Future[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
 
     async def open(self, *, need: int) -> None:
@@ -267,7 +271,11 @@ class FileWriter(ImageWriter):
                     self._hash.update(chunk)
             self._unsynced += total
             if self._unsynced >= self._sync_size:
-                os.fdatasync(self._fd)
+                # The sync runs beside the next writes; the one before it must be over, so
+                # at most two `sync_size` windows are ever unsynced.
+                if self._syncing is not None:
+                    self._syncing.result()
+                self._syncing = _SYNCER.submit(os.fdatasync, self._fd)
                 self._unsynced = 0
         except OSError as exc:
             raise _storage_error(exc) from None
@@ -280,6 +288,7 @@ class FileWriter(ImageWriter):
 
     def _finish(self) -> bool:
         try:
+            self._wait_sync()
             os.fsync(self._fd)
         except OSError as exc:
             raise _storage_error(exc) from None
@@ -309,8 +318,15 @@ class FileWriter(ImageWriter):
             await self._flush()
         await _settle(_in_thread(self._abort, remove_file))
 
+    def _wait_sync(self) -> None:
+        syncing, self._syncing = self._syncing, None
+        if syncing is not None:
+            syncing.result()
+
     def _abort(self, remove_file: bool) -> None:
         if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                self._wait_sync()
             with contextlib.suppress(OSError):
                 os.fsync(self._fd)
             os.close(self._fd)
