@@ -36,6 +36,9 @@ run: $(BIN)/.installed testenv/run/htpasswd
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
 	@# Both go away with kvmd.
 	rm -f testenv/run/gpiochip.sock
+	mkdir -p testenv/run/msd
+	$(BIN)/kvmd-otg --main-config testenv/kvmd.yaml --override-dir testenv/override.d \
+		--override-config testenv/run/override.yaml start
 	$(BIN)/python -m kvmd.sim.usbhost --keyboard testenv/run/hid-keyboard.sock \
 		--mouse testenv/run/hid-mouse.sock --mouse-alt testenv/run/hid-mouse-alt.sock \
 		--layout configs/keymaps/en-us --screen testenv/run/screen.txt & \

@@ -152,7 +152,7 @@ class Gadget:
     def _link(self, function: str) -> None:
         link = self.path / "configs" / "c.1" / Path(function).name
         if not link.is_symlink():
-            link.symlink_to(self.path / function)
+            link.symlink_to((self.path / function).absolute())
 
 
 def _rmdir(path: Path) -> None:

@@ -22,6 +22,7 @@ from passlib.hash import bcrypt
 from kvmd.app import runner_options
 from kvmd.config.schema import Config
 from tests.conftest import ADMIN, REPO, config_data, running_app
+from tests.msdenv import MsdPaths
 
 pytestmark = pytest.mark.timeout(120)
 FUZZ = settings(
@@ -47,6 +48,13 @@ ROUTES = [
     ("POST", "/api/hid/events/send_mouse_relative"),
     ("POST", "/api/hid/events/send_mouse_wheel"),
     ("GET", "/api/msd"),
+    ("POST", "/api/msd/set_params"),
+    ("POST", "/api/msd/set_connected"),
+    ("POST", "/api/msd/remove"),
+    ("POST", "/api/msd/reset"),
+    ("POST", "/api/msd/write"),
+    ("POST", "/api/msd/write_remote"),
+    ("GET", "/api/msd/read"),
     ("GET", "/api/gpio"),
     ("POST", "/api/gpio/switch"),
     ("POST", "/api/gpio/pulse"),
@@ -90,6 +98,17 @@ PARAM_NAMES = [
     "x",
     "channel",
     "delay",
+    "image",
+    "cdrom",
+    "rw",
+    "prefix",
+    "remove_incomplete",
+    "offset",
+    "sha256",
+    "url",
+    "insecure",
+    "timeout",
+    "compress",
 ]
 
 
@@ -137,6 +156,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "pulse": {"driver": "noop", "pin": 1, "mode": "output", "switch": False},
         },
     }
+    data["kvmd"]["msd"] = MsdPaths(tmp).config()
     server = Server(msgspec.convert(data, Config))
     yield server
     server.close()

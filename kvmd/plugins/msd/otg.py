@@ -243,7 +243,7 @@ class OtgMsd(MsdBackend):
                 raise MsdImageIncompleteError
             if self._rw:
                 await self._ensure_mode(rw=True)
-            path = storage.image_path(self._root, self._selected)
+            path = storage.image_path(self._root, self._selected).absolute()
             self._drive.insert(path, cdrom=self._cdrom, ro=not self._rw)
             logger.info(
                 "MSD: connected %r as %s, %s",
@@ -373,13 +373,10 @@ class OtgMsd(MsdBackend):
 
     def _name_of(self, path: str) -> str:
         """The storage name of a path in the drive, or the path itself if it is foreign."""
-        try:
-            return str(Path(path).relative_to(self._root.resolve()))
-        except ValueError:
-            try:
-                return str(Path(path).relative_to(self._root))
-            except ValueError:
-                return path
+        for root in (self._root.absolute(), self._root.resolve()):
+            with contextlib.suppress(ValueError):
+                return str(Path(path).relative_to(root))
+        return path
 
     async def _ensure_mode(self, *, rw: bool) -> None:
         """Remount the storage rw or ro with `remount_cmd`, if it has one."""

@@ -34,7 +34,7 @@ async def run_command(argv: list[str], limit: float) -> int:
             await proc.wait()
     if proc.returncode:
         reason = stderr[-500:].decode(errors="replace").strip()
-        logger.info("%s exited with %d: %s", argv[0], proc.returncode, reason)
+        logger.debug("%s exited with %d: %s", argv[0], proc.returncode, reason)
     return proc.returncode or 0
 
 
