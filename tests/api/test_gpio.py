@@ -273,21 +273,28 @@ async def test_a_busy_channel_is_409_and_shows_busy(chip_env):
     assert (await call(client, "POST", "/api/gpio/switch", channel="relay", state=1))[0] == 200
 
 
+async def until_level(chip, pin, value, limit=3.0):
+    """Wait for a line to reach `value`: a loaded machine may be late, never wrong."""
+    async with asyncio.timeout(limit):
+        while level(chip, pin) is not value:
+            await asyncio.sleep(0.005)
+
+
 async def test_a_cancelled_request_and_a_stopping_daemon_leave_the_line_off(chip_env):
     (client, chip, _edges, deps) = chip_env
     request = asyncio.create_task(
         call(client, "POST", "/api/gpio/pulse", channel="button", delay=0.3, wait=1)
     )
-    await asyncio.sleep(0.1)
-    assert level(chip, 6) is True
+    await until_level(chip, 6, True)
     request.cancel()
     await asyncio.gather(request, return_exceptions=True)
     assert level(chip, 6) is True  # the pulse goes on: a client leaving does not cut it
-    await asyncio.sleep(0.3)
-    assert level(chip, 6) is False
-    await call(client, "POST", "/api/gpio/pulse", channel="button", delay=0.3)
-    await asyncio.sleep(0.05)
-    assert level(chip, 6) is True
+    await until_level(chip, 6, False)
+    async with asyncio.timeout(3):
+        while (await gpio_state(client))["outputs"]["button"]["busy"]:
+            await asyncio.sleep(0.01)
+    assert (await call(client, "POST", "/api/gpio/pulse", channel="button", delay=0.3))[0] == 200
+    await until_level(chip, 6, True)
     await deps.gpio.stop()  # mid-pulse: the line is written off, then released to idle
     assert level(chip, 6) is False
     assert level(chip, 5) is True  # the inverted relay's idle

@@ -100,21 +100,24 @@ def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Pat
                 "mouse": {"device": str(short_dir / "m")},
                 "mouse_alt": {"device": str(short_dir / "ma")},
             },
-        }
+            "msd": {
+                "gadget": str(tmp_path / "configfs" / "usb_gadget" / "kvmd"),
+                "storage": str(tmp_path / "msd"),
+            },
+        },
+        "otg": {"configfs": str(tmp_path / "configfs")},
     }
     (tmp_path / "override.yaml").write_text(json.dumps(override))
+    (tmp_path / "msd").mkdir()
+    config_args = [
+        *("--main-config", "testenv/kvmd.yaml", "--override-dir", str(tmp_path / "none")),
+        *("--override-config", str(tmp_path / "override.yaml")),
+    ]
+    # As `make run` does: kvmd-otg builds the gadget whose drive kvmd serves.
+    otg = [str(Path(sys.executable).parent / "kvmd-otg"), *config_args, "start"]
+    subprocess.run(otg, cwd=REPO, check=True, capture_output=True, timeout=30)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvmd",
-            "--main-config",
-            "testenv/kvmd.yaml",
-            "--override-dir",
-            str(tmp_path / "none"),
-            "--override-config",
-            str(tmp_path / "override.yaml"),
-        ],
+        [sys.executable, "-m", "kvmd", *config_args],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -228,3 +231,30 @@ def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machin
     atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
     assert atx["leds"]["power"] is True
     assert machine.read_text().startswith("target power on, hdd ")
+
+
+def test_virtual_media_as_the_readme_shows(testenv_daemon: str, tmp_path: Path) -> None:
+    url = testenv_daemon
+    image = tmp_path / "debian.iso"
+    image.write_bytes(bytes(range(256)) * 40_000)
+    auth = ("-u", "admin:admin", "-X", "POST")
+    written = json.loads(
+        curl(*auth, "-T", str(image), f"{url}/api/msd/write?image=debian.iso").stdout
+    )
+    assert written["result"] == {
+        "image": {"name": "debian.iso", "size": 10_240_000, "written": 10_240_000}
+    }
+    assert curl(*auth, f"{url}/api/msd/set_params?image=debian.iso&cdrom=1").returncode == 0
+    assert curl(*auth, f"{url}/api/msd/set_connected?connected=1").returncode == 0
+    drive = json.loads(curl("-u", "admin:admin", f"{url}/api/msd").stdout)["result"]["drive"]
+    assert (drive["connected"], drive["cdrom"], drive["image"]["name"]) == (
+        True,
+        True,
+        "debian.iso",
+    )
+    lun = tmp_path / "configfs/usb_gadget/kvmd/functions/mass_storage.usb0/lun.0"
+    assert (lun / "file").read_text() == f"{tmp_path / 'msd' / 'debian.iso'}\n"
+    assert curl(*auth, f"{url}/api/msd/set_connected?connected=0").returncode == 0
+    assert (lun / "file").read_text() == "\n"
+    copy = curl("-u", "admin:admin", f"{url}/api/msd/read?image=debian.iso")
+    assert copy.stdout == image.read_bytes()
