@@ -2,11 +2,13 @@
 """/api/msd on the otg backend: a gadget drive in a plain directory and a real storage."""
 
 import asyncio
+import errno
 import functools
 import hashlib
 import io
 import json
 import lzma
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -660,3 +662,54 @@ async def test_write_remote_ends_when_its_client_leaves(env, remote):
     image = state["storage"]["images"]["stuck.iso"]
     assert (image["complete"], image["size"]) == (False, 512 * 1024)
     assert (env.paths.storage / "stuck.iso").read_bytes() == REMOTE[: 512 * 1024]
+
+
+async def test_progress_events_while_uploading(env):
+    ws = await env.client.ws_connect("/api/ws?stream=0", headers=ADMIN)
+
+    async def body():
+        for _ in range(8):
+            yield b"p" * 100_000
+            await asyncio.sleep(0.06)
+
+    upload = asyncio.create_task(
+        env.upload("progress.img", body(), headers={"Content-Length": "800000"})
+    )
+    seen = []
+    async with asyncio.timeout(10):
+        while True:
+            message = await ws.receive_json()
+            if message["event_type"] != "msd":
+                continue
+            event = message["event"]
+            seen.append((event["busy"], event["storage"]["uploading"]))
+            if seen[-1][1] is None and len(seen) > 2 and not event["busy"]:
+                break
+    assert (await upload)[0] == 200
+    progress = [uploading["written"] for (busy, uploading) in seen if uploading]
+    assert progress == sorted(progress)
+    assert len(set(progress)) >= 2  # the figure moves while it uploads
+    assert all(uploading["size"] == 800_000 for (_, uploading) in seen if uploading)
+    assert seen[-1] == (False, None)
+    await ws.close()
+
+
+async def test_a_drive_the_kernel_holds_is_locked(env, monkeypatch):
+    await env.upload("l.img", b"l" * 100)
+    await env.post("/api/msd/set_params", image="l.img")
+    real = Path.write_text
+
+    def busy(path, text, *args, **kwargs):
+        if path.name == "file" and text.strip():
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        return real(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", busy)
+    assert await env.post("/api/msd/set_connected", connected=1) == (
+        400,
+        {
+            "ok": False,
+            "result": {"error": "MsdLockedError", "error_msg": "MSD is locked on IO operation"},
+        },
+    )
+    assert not (await env.state())["busy"]
