@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,19 @@ def spawn_daemon(config: Path, tmp: Path) -> subprocess.Popen[bytes]:
         str(tmp / "none"),
     ]
     return subprocess.Popen(argv, cwd=REPO)
+
+
+@contextlib.asynccontextmanager
+async def running(config: Path, tmp: Path, port: int) -> AsyncIterator[tuple[str, int]]:
+    """The daemon on `config`, ready: its URL and pid; terminated on the way out."""
+    proc = spawn_daemon(config, tmp)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_ready(url)
+        yield (url, proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 async def wait_ready(url: str, limit: float = 20.0) -> None:
@@ -328,14 +342,10 @@ async def bench_input(tmp: Path) -> dict[str, float]:
         hid_override(config, Path(name))
         host = StampingHost(Path(name))
         host_task = asyncio.create_task(host.run())
-        proc = spawn_daemon(config, tmp)
-        url = f"http://127.0.0.1:{port}"
         try:
-            await wait_ready(url)
-            return await bench_hid(url, host, lambda: rss_mb(proc.pid))
+            async with running(config, tmp, port) as (url, pid):
+                return await bench_hid(url, host, lambda: rss_mb(pid))
         finally:
-            proc.terminate()
-            proc.wait(10)
             host_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await host_task
@@ -348,15 +358,8 @@ async def bench_gpio(tmp: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="kvmd-bench-") as name:
         chip = Path(name) / "chip.sock"
         gpio_override(config, chip)
-        async with serving(chip) as server:
-            proc = spawn_daemon(config, tmp)
-            url = f"http://127.0.0.1:{port}"
-            try:
-                await wait_ready(url)
-                return await bench_edges(url, server)
-            finally:
-                proc.terminate()
-                proc.wait(10)
+        async with serving(chip) as server, running(config, tmp, port) as (url, _):
+            return await bench_edges(url, server)
 
 
 async def bench_msd(tmp: Path) -> dict[str, Any]:
@@ -364,14 +367,8 @@ async def bench_msd(tmp: Path) -> dict[str, Any]:
     port = free_port()
     config = write_config(tmp, port)
     storage = msd_override(config, tmp)
-    proc = spawn_daemon(config, tmp)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(url)
-        return await bench_upload(url, storage, lambda: rss_mb(proc.pid))
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    async with running(config, tmp, port) as (url, pid):
+        return await bench_upload(url, storage, lambda: rss_mb(pid))
 
 
 async def main() -> None:

@@ -30,6 +30,7 @@ from kvmd.plugins.msd.base import (
     MsdDownloadError,
     MsdRemoteDisabledError,
     MsdUploadInterruptedError,
+    Upload,
 )
 from kvmd.plugins.msd.names import image_name
 from kvmd.server.auth import requires
@@ -143,11 +144,13 @@ async def write(request: web.Request) -> web.Response:
     if size is None:
         raise ValidatorError("The image must be sent with a Content-Length header")
     writer = request.app[MSD].write_image(
-        name,
-        size,
-        offset=query.offset,
-        sha256=query.sha256 and query.sha256.lower(),
-        remove_incomplete=query.remove_incomplete,
+        Upload(
+            name=name,
+            size=size,
+            offset=query.offset,
+            sha256=query.sha256 and query.sha256.lower(),
+            remove_incomplete=query.remove_incomplete,
+        )
     )
     try:
         async with writer as image:
@@ -178,10 +181,12 @@ async def write_remote(request: web.Request) -> web.StreamResponse:
         if size is None:
             raise MsdDownloadError("The server did not send a Content-Length")
         writer = msd.write_image(
-            name,
-            size,
-            sha256=query.sha256 and query.sha256.lower(),
-            remove_incomplete=query.remove_incomplete,
+            Upload(
+                name=name,
+                size=size,
+                sha256=query.sha256 and query.sha256.lower(),
+                remove_incomplete=query.remove_incomplete,
+            )
         )
         return await _download(request, remote, writer)
     raise AssertionError("unreachable")  # pragma: no cover -- for mypy

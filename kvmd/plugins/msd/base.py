@@ -200,6 +200,16 @@ class MsdState(msgspec.Struct, frozen=True):
     drive: MsdDrive | None
 
 
+class Upload(msgspec.Struct, frozen=True, kw_only=True):
+    """What a client asks to upload: `size` bytes from `offset` (None: a new image)."""
+
+    name: str
+    size: int
+    offset: int | None = None
+    sha256: str | None = None  # lowercase hex
+    remove_incomplete: bool = False
+
+
 class ImageWriter(abc.ABC):
     """An upload in progress: bytes in, and the image when they are all there."""
 
@@ -251,16 +261,8 @@ class MsdBackend(Backend):
         """Eject whatever the drive holds and return it to its defaults."""
 
     @abc.abstractmethod
-    def write_image(
-        self,
-        name: str,
-        size: int,
-        *,
-        offset: int | None = None,
-        sha256: str | None = None,
-        remove_incomplete: bool = False,
-    ) -> contextlib.AbstractAsyncContextManager[ImageWriter]:
-        """Upload `size` bytes as `name` (or continue an incomplete one from `offset`).
+    def write_image(self, upload: Upload) -> contextlib.AbstractAsyncContextManager[ImageWriter]:
+        """Take `upload.size` bytes as `upload.name` (or continue an incomplete image).
 
         The image is complete only when the block exits normally with every byte written
         and synced; otherwise it stays incomplete (or is removed with `remove_incomplete`).

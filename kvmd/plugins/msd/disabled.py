@@ -7,6 +7,7 @@ from kvmd.plugins.msd.base import (
     MsdBackend,
     MsdDisabledError,
     MsdState,
+    Upload,
 )
 
 
@@ -28,15 +29,7 @@ class DisabledMsd(MsdBackend):
     async def reset(self) -> None:
         raise MsdDisabledError
 
-    def write_image(
-        self,
-        name: str,
-        size: int,
-        *,
-        offset: int | None = None,
-        sha256: str | None = None,
-        remove_incomplete: bool = False,
-    ) -> contextlib.AbstractAsyncContextManager[ImageWriter]:
+    def write_image(self, upload: Upload) -> contextlib.AbstractAsyncContextManager[ImageWriter]:
         raise MsdDisabledError
 
     def read_image(self, name: str) -> contextlib.AbstractAsyncContextManager[ImageReader]:

@@ -38,6 +38,7 @@ from kvmd.plugins.msd.base import (
     MsdUnknownImageError,
     MsdUpload,
     MsdUploadOffsetError,
+    Upload,
 )
 from kvmd.plugins.msd.config import OtgMsdConfig
 from kvmd.plugins.msd.drive import Drive
@@ -278,15 +279,8 @@ class OtgMsd(MsdBackend):
             logger.info("MSD: reset")
 
     @contextlib.asynccontextmanager
-    async def write_image(
-        self,
-        name: str,
-        size: int,
-        *,
-        offset: int | None = None,
-        sha256: str | None = None,
-        remove_incomplete: bool = False,
-    ) -> AsyncIterator[ImageWriter]:
+    async def write_image(self, upload: Upload) -> AsyncIterator[ImageWriter]:
+        (name, size, offset) = (upload.name, upload.size, upload.offset)
         async with self._operation():
             existing = self._images.get(name)
             if offset is None:
@@ -306,7 +300,7 @@ class OtgMsd(MsdBackend):
                 name,
                 size,
                 offset=offset or 0,
-                sha256=sha256,
+                sha256=upload.sha256,
                 on_progress=self._on_upload_progress,
             )
             start = offset or 0
@@ -317,10 +311,10 @@ class OtgMsd(MsdBackend):
             try:
                 yield writer
                 complete = await writer.finish()
-                if not complete and remove_incomplete:
+                if not complete and upload.remove_incomplete:
                     await asyncio.to_thread(storage.remove, self._root, name)
             except BaseException:
-                await writer.abort(remove_file=remove_incomplete)
+                await writer.abort(remove_file=upload.remove_incomplete)
                 raise
             finally:
                 self._uploading = None
@@ -328,14 +322,18 @@ class OtgMsd(MsdBackend):
     def _taken(self, name: str) -> bool:
         return storage.image_path(self._root, name).exists()
 
-    def _on_upload_progress(self, written: int) -> None:
+    def _progress_due(self) -> bool:
         now = time.monotonic()
-        uploading = self._uploading
-        if uploading is None or now - self._last_progress < self._config.progress_interval:
-            return
+        if now - self._last_progress < self._config.progress_interval:
+            return False
         self._last_progress = now
-        self._uploading = MsdUpload(uploading.name, uploading.size, written)
-        self._publish()
+        return True
+
+    def _on_upload_progress(self, written: int) -> None:
+        uploading = self._uploading
+        if uploading is not None and self._progress_due():
+            self._uploading = MsdUpload(uploading.name, uploading.size, written)
+            self._publish()
 
     @contextlib.asynccontextmanager
     async def read_image(self, name: str) -> AsyncIterator[ImageReader]:
@@ -361,13 +359,10 @@ class OtgMsd(MsdBackend):
                 self._downloading = None
 
     def _on_read(self, done: int) -> None:
-        now = time.monotonic()
         downloading = self._downloading
-        if downloading is None or now - self._last_progress < self._config.progress_interval:
-            return
-        self._last_progress = now
-        self._downloading = MsdDownload(downloading.name, downloading.size, done, done)
-        self._publish()
+        if downloading is not None and self._progress_due():
+            self._downloading = MsdDownload(downloading.name, downloading.size, done, done)
+            self._publish()
 
     # ----- helpers
 
