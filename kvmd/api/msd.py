@@ -18,7 +18,6 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 import msgspec
-import zstandard
 from aiohttp import web
 
 from kvmd.auth.principal import Permission
@@ -348,5 +347,7 @@ def _compressor(kind: str) -> tuple[Callable[[bytes], bytes], Callable[[], bytes
         # The fastest preset: at the default one a Pi would take an hour over a DVD image.
         xz = lzma.LZMACompressor(format=lzma.FORMAT_XZ, preset=1)
         return (xz.compress, xz.flush)
+    import zstandard  # noqa: PLC0415 -- 1 MB of RSS, paid only by those who use it
+
     zst = zstandard.ZstdCompressor(level=3).compressobj()
     return (zst.compress, zst.flush)
