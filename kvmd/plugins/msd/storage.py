@@ -258,6 +258,13 @@ class FileWriter(ImageWriter):
             chunks, self._buffer, self._buffered = self._buffer, [], 0
             self._inflight = _in_thread(self._write_chunks, chunks)
 
+    async def _drain(self) -> None:
+        """Write out what is buffered; on return no write is running, even after an error."""
+        await self._flush()  # if the write before fails, nothing new was started
+        if self._inflight is not None:
+            inflight, self._inflight = self._inflight, None
+            await _settle(inflight)
+
     def _write_chunks(self, chunks: list[bytes]) -> None:
         try:
             total = sum(map(len, chunks))
@@ -282,8 +289,7 @@ class FileWriter(ImageWriter):
 
     async def finish(self) -> bool:
         """Sync everything; the image is complete (True) only if every byte came."""
-        await self._flush()
-        await self._flush()
+        await self._drain()
         return await _settle(_in_thread(self._finish))
 
     def _finish(self) -> bool:
@@ -313,9 +319,7 @@ class FileWriter(ImageWriter):
         """End an upload that failed or was cut off: the image stays marked incomplete."""
         # What did arrive is kept: a resumed upload need not send it again.
         with contextlib.suppress(Exception):
-            await self._flush()
-        with contextlib.suppress(Exception):
-            await self._flush()
+            await self._drain()
         await _settle(_in_thread(self._abort, remove_file))
 
     def _wait_sync(self) -> None:
