@@ -11,9 +11,9 @@ import logging
 import lzma
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
@@ -36,6 +36,7 @@ from kvmd.server.auth import requires
 from kvmd.server.errors import json_response
 from kvmd.server.keys import MSD
 from kvmd.server.params import parse_params
+from kvmd.server.streaming import unless_gone
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REMOTE_PROGRESS = 2.0
 _REMOTE_READ_TIMEOUT = 7 * 24 * 3600.0
 _REMOTE_CHUNK = 256 * 1024
-# How often a download looks whether its client is still there.
-_PROBE_INTERVAL = 0.5
 
 
 class SetParamsQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -238,7 +237,7 @@ async def _download(
             )
             await response.prepare(request)
             await _line(response, True, {"image": _progress(image)})
-            await _unless_gone(request, _pump(remote, image, response))
+            await _pump_while_there(request, remote, image, response)
         await _line(response, True, {"image": _progress(image)})
         await response.write_eof()
     except _ClientGoneError:
@@ -258,6 +257,16 @@ async def _download(
     return response
 
 
+async def _pump_while_there(
+    request: web.Request,
+    remote: aiohttp.ClientResponse,
+    image: ImageWriter,
+    response: web.StreamResponse,
+) -> None:
+    if not await unless_gone(request, _pump(remote, image, response)):
+        raise _ClientGoneError
+
+
 async def _pump(
     remote: aiohttp.ClientResponse, image: ImageWriter, response: web.StreamResponse
 ) -> None:
@@ -268,27 +277,6 @@ async def _pump(
         if now - last >= _REMOTE_PROGRESS:
             last = now
             await _line(response, True, {"image": _progress(image)})
-
-
-async def _unless_gone(request: web.Request, work: Coroutine[Any, Any, None]) -> None:
-    """Run `work`, cancelling it if the client disconnects first (raises `_ClientGoneError`)."""
-    task = asyncio.ensure_future(work)
-    watch = asyncio.ensure_future(_wait_gone(request))
-    try:
-        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])  # its writer must settle before the image is closed
-    if task.cancelled():
-        raise _ClientGoneError
-    task.result()
-
-
-async def _wait_gone(request: web.Request) -> None:
-    while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
-        await asyncio.sleep(_PROBE_INTERVAL)
 
 
 async def _line(response: web.StreamResponse, ok: bool, result: object) -> None:

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Long-lived text responses (`/api/log?follow=1`) that end when the client leaves."""
+"""Long-lived responses that end when their client leaves (log follow, MSD download)."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -16,15 +17,30 @@ async def stream_lines(
 ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
     await response.prepare(request)
-    # A follower may wait for hours between lines; aiohttp does not cancel a handler
-    # when its client goes, so watch the connection and stop the pump ourselves.
-    async with asyncio.TaskGroup() as tasks:
-        pump = tasks.create_task(_pump(response, lines))
-        watch = tasks.create_task(_wait_gone(request))
-        await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        pump.cancel()
-        watch.cancel()
+    # A follower may wait for hours between lines.
+    await unless_gone(request, _pump(response, lines))
     return response
+
+
+async def unless_gone(request: web.Request, work: Coroutine[Any, Any, None]) -> bool:
+    """Run `work` until it ends (True) or the client disconnects (False: `work` cancelled).
+
+    aiohttp does not cancel a handler when its client goes, so a handler that is not
+    writing must watch the connection itself. `work`'s own errors are raised.
+    """
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_wait_gone(request))
+    try:
+        await asyncio.wait((task, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])  # `work`'s cleanup runs to its end
+    if task.cancelled():
+        return False
+    task.result()
+    return True
 
 
 async def _pump(response: web.StreamResponse, lines: AsyncGenerator[str, None]) -> None:
