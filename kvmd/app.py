@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kvmd.auth.audit import AuditLog
 from kvmd.auth.manager import AuthManager
 from kvmd.bus import Bus, Topic
 from kvmd.config.schema import Config
@@ -37,10 +38,17 @@ def build(config: Config, ring: LogRing) -> Deps:
     bus = Bus()
     hid = make_hid(kvmd.hid, bus)
     streamer = make_streamer(kvmd.streamer, bus)
+    auth = AuthManager(kvmd.auth)
+    audit = AuditLog(
+        Path(kvmd.audit.file) if kvmd.audit.file else None,
+        max_size=kvmd.audit.max_size,
+        backups=kvmd.audit.backups,
+    )
     return Deps(
         config=config,
         bus=bus,
-        auth=AuthManager(kvmd.auth),
+        auth=auth,
+        audit=audit,
         info=InfoService(
             kvmd.info,
             sysroot=Path(kvmd.sysroot),
@@ -55,7 +63,7 @@ def build(config: Config, ring: LogRing) -> Deps:
         msd=make_msd(kvmd.msd, bus),
         gpio=make_gpio(kvmd.gpio, bus),
         streamer=streamer,
-        hub=WsHub(bus, hid, EventRenderer()),
+        hub=WsHub(bus, hid, EventRenderer(), auth, audit),
     )
 
 
@@ -69,7 +77,12 @@ async def start(deps: Deps, stack: contextlib.AsyncExitStack) -> list[Coroutine[
     deps.bus.publish(Topic.HID_KEYMAPS, read_keymaps(Path(deps.config.kvmd.hid.keymap)))
     await deps.ocr.start()
     deps.hub.start()
-    return [backend.run() for backend in backends] + [deps.info.run()]
+    stack.callback(deps.audit.close)
+    return [backend.run() for backend in backends] + [
+        deps.info.run(),
+        deps.hub.run(),
+        deps.audit.run(),
+    ]
 
 
 async def main(config: Config, ring: LogRing) -> None:

@@ -5,6 +5,7 @@ The class name is what clients see in `result.error`, so names follow PiKVM's
 (`ValidatorError`, `AtxDisabledError`, ...) and must not be renamed.
 """
 
+import math
 from typing import ClassVar
 
 
@@ -55,6 +56,14 @@ class PermissionDeniedError(ForbiddenError):
     pass
 
 
+class ReadOnlyError(ForbiddenError):
+    default_msg = "This credential is read-only"
+
+
+class PasswordChangeRequiredError(ForbiddenError):
+    default_msg = "The password must be changed first"
+
+
 class NotFoundError(KvmdError):
     http_status = 404
     default_msg = "Not found"
@@ -63,6 +72,36 @@ class NotFoundError(KvmdError):
 class BusyError(KvmdError):
     http_status = 409
     default_msg = "Another operation is in progress"
+
+
+class TooManyRequestsError(KvmdError):
+    """Authentication is throttled; the client may retry after `retry_after` seconds."""
+
+    http_status = 429
+    default_msg = "Too many failed attempts"
+
+    def __init__(self, retry_after: float, msg: str = "") -> None:
+        super().__init__(msg)
+        self.retry_after = max(1, math.ceil(retry_after))
+
+
+class ConflictError(KvmdError):
+    """The request contradicts the current state (an existing name, the last admin)."""
+
+    http_status = 409
+    default_msg = "Conflict"
+
+
+class AlreadyExistsError(ConflictError):
+    default_msg = "Already exists"
+
+
+class LastAdminError(ConflictError):
+    default_msg = "The last enabled admin can't lose admin rights"
+
+
+class InUseError(ConflictError):
+    default_msg = "Still in use"
 
 
 class UnavailableError(KvmdError):

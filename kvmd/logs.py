@@ -115,13 +115,17 @@ def redact_query(query: str) -> str:
     parts = []
     for part in query.split("&"):
         (name, sep, _) = part.partition("=")
-        plain = urllib.parse.unquote_plus(name).lower()
-        words = plain.replace("-", "_").split("_")
-        secret = any(word in plain for word in _SECRET_PARAMS) or (
-            len(words) > 1 and bool(_SECRET_WORDS.intersection(words))
-        )
+        secret = is_secret_param(urllib.parse.unquote_plus(name))
         parts.append(f"{name}=***" if sep and secret else part)
     return "&".join(parts)
+
+
+def is_secret_param(name: str) -> bool:
+    plain = name.lower()
+    words = plain.replace("-", "_").split("_")
+    return any(word in plain for word in _SECRET_PARAMS) or (
+        len(words) > 1 and bool(_SECRET_WORDS.intersection(words))
+    )
 
 
 class LogReader:

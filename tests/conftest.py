@@ -51,7 +51,13 @@ def config_data(tmp_path: Path) -> dict[str, Any]:
             "auth": {
                 "internal": {"type": "htpasswd", "file": str(tmp_path / "htpasswd")},
                 "totp": {"secret": {"file": str(tmp_path / "totp.secret")}},
+                "files": {
+                    "users": str(tmp_path / "users.yaml"),
+                    "roles": str(tmp_path / "roles.yaml"),
+                    "keys": str(tmp_path / "apikeys.json"),
+                },
             },
+            "audit": {"file": str(tmp_path / "audit.log")},
             "info": {
                 "meta": str(testenv / "meta.yaml"),
                 "extras": str(testenv / "extras"),

@@ -31,7 +31,7 @@ async def get_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/atx/power")
-@requires(Permission.ATX)
+@requires(Permission.ATX, audit="atx.power")
 async def power(request: web.Request) -> web.Response:
     query = parse_params(request.query, PowerQuery)
     await request.app[ATX].power(query.action, wait=query.wait)
@@ -39,7 +39,7 @@ async def power(request: web.Request) -> web.Response:
 
 
 @routes.post("/atx/click")
-@requires(Permission.ATX)
+@requires(Permission.ATX, audit="atx.click")
 async def click(request: web.Request) -> web.Response:
     query = parse_params(request.query, ClickQuery)
     await request.app[ATX].click(query.button, wait=query.wait)

@@ -37,7 +37,7 @@ async def get_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/gpio/switch")
-@requires(Permission.GPIO)
+@requires(Permission.GPIO, audit="gpio.switch")
 async def switch(request: web.Request) -> web.Response:
     query = parse_params(request.query, SwitchQuery)
     await request.app[GPIO].switch(query.channel, query.state, wait=query.wait)
@@ -45,7 +45,7 @@ async def switch(request: web.Request) -> web.Response:
 
 
 @routes.post("/gpio/pulse")
-@requires(Permission.GPIO)
+@requires(Permission.GPIO, audit="gpio.pulse")
 async def pulse(request: web.Request) -> web.Response:
     query = parse_params(request.query, PulseQuery)
     await request.app[GPIO].pulse(query.channel, query.delay, wait=query.wait)

@@ -124,7 +124,7 @@ async def get_inactivity(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/set_params")
-@requires(Permission.HID)
+@requires(Permission.HID, audit="hid.set_params")
 async def set_params(request: web.Request) -> web.Response:
     query = parse_params(request.query, ParamsQuery)
     request.app[HID].set_params(
@@ -136,7 +136,7 @@ async def set_params(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/set_connected")
-@requires(Permission.HID)
+@requires(Permission.HID, audit="hid.set_connected")
 async def set_connected(request: web.Request) -> web.Response:
     query = parse_params(request.query, ConnectedQuery)
     await request.app[HID].set_connected(query.connected)
@@ -144,14 +144,14 @@ async def set_connected(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/reset")
-@requires(Permission.HID)
+@requires(Permission.HID, audit="hid.reset")
 async def reset(request: web.Request) -> web.Response:
     await request.app[HID].reset()
     return json_response({})
 
 
 @routes.post("/hid/print")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def print_text(request: web.Request) -> web.Response:
     query = parse_params(request.query, PrintQuery)
     layout = _layout(request, query.keymap)
@@ -163,7 +163,7 @@ async def print_text(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/events/send_key")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_key(request: web.Request) -> web.Response:
     query = parse_params(request.query, KeyQuery)
     key = _key(query.key)
@@ -176,7 +176,7 @@ async def send_key(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/events/send_shortcut")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_shortcut(request: web.Request) -> web.Response:
     query = parse_params(request.query, ShortcutQuery)
     keys = [_key(name) for name in query.keys.replace(",", " ").split()]
@@ -199,7 +199,7 @@ async def _press_shortcut(hid: HidBackend, keys: list[Key]) -> None:
 
 
 @routes.post("/hid/events/send_mouse_button")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_mouse_button(request: web.Request) -> web.Response:
     query = parse_params(request.query, ButtonQuery)
     hid = request.app[HID]
@@ -212,7 +212,7 @@ async def send_mouse_button(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/events/send_mouse_move")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_mouse_move(request: web.Request) -> web.Response:
     query = parse_params(request.query, MoveQuery)
     request.app[HID].send_mouse_move(query.to_x, query.to_y)
@@ -220,7 +220,7 @@ async def send_mouse_move(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/events/send_mouse_relative")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_mouse_relative(request: web.Request) -> web.Response:
     query = parse_params(request.query, DeltaQuery)
     request.app[HID].send_mouse_relative(query.delta_x, query.delta_y)
@@ -228,7 +228,7 @@ async def send_mouse_relative(request: web.Request) -> web.Response:
 
 
 @routes.post("/hid/events/send_mouse_wheel")
-@requires(Permission.HID)
+@requires(Permission.HID, counts_hid=True)
 async def send_mouse_wheel(request: web.Request) -> web.Response:
     query = parse_params(request.query, DeltaQuery)
     request.app[HID].send_mouse_wheel(query.delta_x, query.delta_y)

@@ -6,13 +6,13 @@ import re
 import msgspec
 from aiohttp import web
 
-from kvmd.auth.principal import Permission
+from kvmd.auth.principal import Permission, sorted_names
 from kvmd.errors import ValidatorError
 from kvmd.info.service import InfoService
 from kvmd.info.state import legacy_hw, legacy_system
 from kvmd.server.auth import requires
 from kvmd.server.errors import json_response
-from kvmd.server.keys import INFO
+from kvmd.server.keys import INFO, PRINCIPAL
 from kvmd.server.params import parse_params
 
 routes = web.RouteTableDef()
@@ -31,11 +31,20 @@ class InfoQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @routes.get("/info")
-@requires(Permission.STATE)
+@requires(Permission.STATE, before_passwd_change=True)
 async def get_info(request: web.Request) -> web.Response:
     query = parse_params(request.query, InfoQuery)
     fields = parse_fields(query.fields, legacy=query.legacy)
-    return json_response(collect(request.app[INFO], fields, legacy=query.legacy))
+    result = collect(request.app[INFO], fields, legacy=query.legacy)
+    if "auth" in result:
+        # Additive: a UI can hide what the caller can't use (SECURITY.md §3.4).
+        principal = request[PRINCIPAL]
+        result["auth"] = {
+            **msgspec.to_builtins(result["auth"]),
+            "user": principal.user,
+            "permissions": sorted_names(principal.permissions),
+        }
+    return json_response(result)
 
 
 def parse_fields(raw: str, *, legacy: bool) -> list[str]:

@@ -96,7 +96,7 @@ async def get_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/msd/set_params")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.set_params")
 async def set_params(request: web.Request) -> web.Response:
     query = parse_params(request.query, SetParamsQuery)
     msd = request.app[MSD]
@@ -111,7 +111,7 @@ async def set_params(request: web.Request) -> web.Response:
 
 
 @routes.post("/msd/set_connected")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.set_connected")
 async def set_connected(request: web.Request) -> web.Response:
     query = parse_params(request.query, ConnectedQuery)
     await request.app[MSD].set_connected(query.connected)
@@ -119,7 +119,7 @@ async def set_connected(request: web.Request) -> web.Response:
 
 
 @routes.post("/msd/remove")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.remove")
 async def remove(request: web.Request) -> web.Response:
     query = parse_params(request.query, ImageQuery)
     await request.app[MSD].remove(image_name(query.image))
@@ -127,14 +127,14 @@ async def remove(request: web.Request) -> web.Response:
 
 
 @routes.post("/msd/reset")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.reset")
 async def reset(request: web.Request) -> web.Response:
     await request.app[MSD].reset()
     return json_response({})
 
 
 @routes.post("/msd/write")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.write")
 async def write(request: web.Request) -> web.Response:
     query = parse_params(request.query, WriteQuery)
     name = image_name(query.image, query.prefix)
@@ -162,7 +162,7 @@ async def write(request: web.Request) -> web.Response:
 
 
 @routes.post("/msd/write_remote")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.write_remote")
 async def write_remote(request: web.Request) -> web.StreamResponse:
     query = parse_params(request.query, WriteRemoteQuery)
     msd = request.app[MSD]
@@ -292,7 +292,7 @@ def _describe(exc: BaseException) -> str:
 
 
 @routes.get("/msd/read")
-@requires(Permission.MSD)
+@requires(Permission.MSD, audit="msd.read")
 async def read(request: web.Request) -> web.StreamResponse:
     query = parse_params(request.query, ReadQuery)
     name = image_name(query.image)

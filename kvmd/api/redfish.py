@@ -109,14 +109,14 @@ async def system(request: web.Request) -> web.Response:
 
 
 @routes.patch("/redfish/v1/Systems/{sid}")
-@requires(Permission.ATX)
+@requires(Permission.ATX, audit="redfish.patch_system")
 async def patch_system(request: web.Request) -> web.Response:
     _system_id(request)
     return web.Response(status=204)  # boot overrides are accepted and ignored, as PiKVM does
 
 
 @routes.post("/redfish/v1/Systems/{sid}/Actions/ComputerSystem.Reset")
-@requires(Permission.ATX)
+@requires(Permission.ATX, audit="redfish.reset")
 async def reset(request: web.Request) -> web.Response:
     _system_id(request)
     try:

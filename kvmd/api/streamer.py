@@ -61,7 +61,7 @@ async def get_ocr(request: web.Request) -> web.Response:
 
 
 @routes.post("/streamer/set_params")
-@requires(Permission.STREAMER)
+@requires(Permission.STREAMER, audit="streamer.set_params")
 async def set_params(request: web.Request) -> web.Response:
     query = parse_params(request.query, SetParamsQuery)
     streamer = request.app[STREAMER]
@@ -73,7 +73,7 @@ async def set_params(request: web.Request) -> web.Response:
 
 
 @routes.post("/streamer/reset")
-@requires(Permission.STREAMER)
+@requires(Permission.STREAMER, audit="streamer.reset")
 async def reset(request: web.Request) -> web.Response:
     await request.app[STREAMER].reset()
     return json_response({})
@@ -103,7 +103,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 
 @routes.delete("/streamer/snapshot")
-@requires(Permission.STREAMER)
+@requires(Permission.STREAMER, audit="streamer.delete_snapshot")
 async def delete_snapshot(request: web.Request) -> web.Response:
     request.app[STREAMER].forget_snapshot()
     return json_response({})

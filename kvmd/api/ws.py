@@ -5,9 +5,10 @@ import msgspec
 from aiohttp import web
 
 from kvmd.auth.principal import Permission
-from kvmd.server.auth import requires
+from kvmd.server.auth import remote_of, requires
 from kvmd.server.keys import CONFIG, PRINCIPAL, WS_HUB
 from kvmd.server.params import parse_params
+from kvmd.server.ws import WsClient
 
 routes = web.RouteTableDef()
 
@@ -30,7 +31,14 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=_MAX_MESSAGE,
     )
     await ws.prepare(request)
-    await request.app[WS_HUB].serve(
-        ws, request[PRINCIPAL], stream=query.stream, legacy=query.legacy
+    principal = request[PRINCIPAL]
+    client = WsClient(
+        ws=ws,
+        principal=principal,
+        id=principal.session,
+        wants_stream=query.stream,
+        remote=remote_of(request),
+        user_agent=request.headers.get("User-Agent", "")[:256],
     )
+    await request.app[WS_HUB].serve(ws, client, legacy=query.legacy)
     return ws

@@ -4,11 +4,11 @@
 Hash checks are slow on purpose (bcrypt), so `verify` blocks: call it from a thread.
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 from passlib.context import CryptContext
+
+from kvmd.auth.files import FileSignature, atomic_write, signature
 
 # What we verify. Plaintext entries are refused: an htpasswd file is often readable by
 # more than the daemon, and a cleartext password there is a mistake to surface, not honour.
@@ -26,8 +26,6 @@ _CONTEXT = CryptContext(
     ],
     default="bcrypt",
 )
-
-FileSignature = tuple[int, int, int, int]
 
 
 def hash_password(passwd: str) -> str:
@@ -47,35 +45,9 @@ def read_entries(path: Path) -> dict[str, str]:
 
 
 def write_entries(path: Path, entries: dict[str, str]) -> None:
-    """Replace the file in one rename, keeping its mode and owner: a crash leaves old or new."""
-    try:
-        st = path.stat()
-        mode, owner = st.st_mode & 0o7777, (st.st_uid, st.st_gid)
-    except FileNotFoundError:
-        mode, owner = 0o600, None
+    """Replace the file atomically, keeping its mode and owner."""
     text = "".join(f"{user}:{hashed}\n" for (user, hashed) in entries.items())
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        Path(tmp).chmod(mode)
-        if owner is not None:
-            os.chown(tmp, *owner)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, text.encode())
 
 
 class Htpasswd:
@@ -85,12 +57,7 @@ class Htpasswd:
         self.path = path
 
     def signature(self) -> FileSignature | None:
-        """Cheap identity of the file's current content (one stat); None if it is missing."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
+        return signature(self.path)
 
     def verify(self, user: str, passwd: str) -> bool:
         """Blocking: runs the hash. False for unknown users and unreadable files."""

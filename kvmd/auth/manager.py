@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Credential checks and login sessions, independent of HTTP."""
+"""Credential checks, principals and login sessions, independent of HTTP."""
 
 import asyncio
 import dataclasses
@@ -10,9 +10,16 @@ import secrets
 import time
 from pathlib import Path
 
-from kvmd.auth.htpasswd import FileSignature, Htpasswd
+from kvmd.auth.accounts import Accounts
+from kvmd.auth.apikeys import ApiKey, ApiKeys
+from kvmd.auth.files import FileSignature
+from kvmd.auth.principal import NO_PERMISSIONS, Kind, Permission, Principal, Via, effective
+from kvmd.auth.rules import KEY_PREFIX
+from kvmd.auth.sessions import Session, Sessions
+from kvmd.auth.throttle import Throttle
 from kvmd.auth.totp import read_secret, split_code, verify_code
 from kvmd.config.schema import AuthConfig
+from kvmd.errors import ForbiddenError, TooManyRequestsError
 
 logger = logging.getLogger(__name__)
 
@@ -21,19 +28,20 @@ _CACHE_LIMIT = 1024
 
 
 @dataclasses.dataclass(slots=True)
-class Session:
-    user: str
-    expires: float | None  # time.monotonic() deadline; None = until logout
-
-
-@dataclasses.dataclass(slots=True)
 class _Verified:
     signature: FileSignature | None
     expires: float
 
 
+def _path(raw: str) -> Path | None:
+    return Path(raw) if raw else None
+
+
 class AuthManager:
-    """Verifies passwords (with TOTP) and keeps the `auth_token` sessions in memory.
+    """Turns credentials into principals, and keeps the `auth_token` sessions in memory.
+
+    Rights are resolved from in-memory state on every request: nothing about them lives
+    in a token, so a demotion or a revocation applies to the very next request.
 
     Scripts send credentials with every request, and bcrypt takes ~0.3 s, so a
     successful check is remembered under an HMAC of the pair (a process-random key:
@@ -45,13 +53,64 @@ class AuthManager:
     def __init__(self, config: AuthConfig) -> None:
         self.enabled = config.enabled
         self._config = config
-        self._htpasswd = Htpasswd(Path(config.internal.file))
+        files = config.files
+        self.accounts = Accounts(
+            Path(config.internal.file), _path(files.users), _path(files.roles), config.default_role
+        )
+        self.keys = ApiKeys(_path(files.keys))
+        self.sessions = Sessions(config.expire)
+        self._by_address = Throttle(config.throttle.attempts, config.throttle.seconds)
+        self._by_user = Throttle(config.lockout.attempts, config.lockout.minutes * 60)
         secret_file = config.totp.secret.file
         self._totp_path = Path(secret_file) if secret_file else None
-        self._sessions: dict[str, Session] = {}
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, _Verified] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        # user -> (UNIX time, address) of the last login, for the users listing.
+        self.last_logins: dict[str, tuple[float, str]] = {}
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever anyone's rights may have changed."""
+        return self.accounts.generation + self.keys.generation
+
+    def refresh(self) -> None:
+        """Pick up edits of the users, roles and keys files (at most one stat a second)."""
+        self.accounts.maybe_reload()
+        self.keys.maybe_reload()
+
+    # --- credentials -----------------------------------------------------------------
+
+    async def verify(self, user: str, passwd: str, *, via: Via, remote: str) -> Principal:
+        """A user's password (with TOTP) or a key's secret, throttled per address and user.
+
+        Raises TooManyRequestsError while throttled and ForbiddenError on a mismatch.
+        """
+        self.refresh()
+        address = remote or "unix"
+        wait = max(self._by_address.locked_for(address), self._by_user.locked_for(user))
+        if wait > 0:
+            raise TooManyRequestsError(wait)
+        if user.startswith(KEY_PREFIX):
+            key = self.keys.verify(user, passwd, address)
+            if key is None:
+                self._by_address.failure(address)
+                raise ForbiddenError
+            return self._key_principal(key, via, "")
+        if not await self.check_password(user, passwd):
+            self._by_address.failure(address)
+            self._by_user.failure(user)
+            raise ForbiddenError
+        self._by_user.success(user)
+        return self.user_principal(user, via, "")
+
+    def locked_until(self, user: str) -> float | None:
+        """UNIX time when `user`'s lockout ends, or None."""
+        wait = self._by_user.locked_for(user)
+        return time.time() + wait if wait > 0 else None
+
+    def unlock(self, user: str) -> None:
+        self._by_user.success(user)
 
     async def check_password(self, user: str, passwd: str) -> bool:
         try:
@@ -65,7 +124,7 @@ class AuthManager:
             if not verify_code(secret, code):
                 return False
         key = hmac.digest(self._cache_key, f"{user}\0{passwd}".encode(), hashlib.sha256)
-        signature = self._htpasswd.signature()
+        signature = self.accounts.htpasswd.signature()
         now = time.monotonic()
         verified = self._verified.get(key)
         if verified is not None and verified.signature == signature and verified.expires > now:
@@ -82,7 +141,7 @@ class AuthManager:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            ok = await asyncio.to_thread(self._htpasswd.verify, user, passwd)
+            ok = await asyncio.to_thread(self.accounts.htpasswd.verify, user, passwd)
             future.set_result(ok)
         except BaseException as exc:
             future.set_exception(exc)
@@ -102,37 +161,91 @@ class AuthManager:
                 del self._verified[next(iter(self._verified))]
         self._verified[key] = _Verified(signature, now + self._config.cache_ttl)
 
-    def login(self, user: str, expire: int) -> str:
-        """Open a session; `expire` seconds (0 = none) is capped by the global limit."""
-        limit = self._config.expire
-        if limit > 0:
-            expire = min(expire, limit) if expire > 0 else limit
-        self._purge_expired()
-        token = secrets.token_hex(32)
-        deadline = time.monotonic() + expire if expire > 0 else None
-        self._sessions[token] = Session(user=user, expires=deadline)
-        return token
+    # --- principals ----------------------------------------------------------------
 
-    def check_token(self, token: str) -> str | None:
-        """The session's user, or None for an unknown or expired token."""
-        session = self._sessions.get(token)
+    def user_principal(self, user: str, via: Via, session: str) -> Principal:
+        rights = self.accounts.rights(user)
+        if rights is None:  # removed or disabled since the password was checked
+            raise ForbiddenError
+        return Principal(
+            user=user,
+            via=via,
+            kind=Kind.USER,
+            permissions=rights.permissions,
+            roles=rights.roles,
+            owner=user,
+            session=session,
+            must_change_passwd=rights.must_change_passwd,
+        )
+
+    def _key_principal(self, key: ApiKey, via: Via, session: str) -> Principal:
+        # A key never holds more than its owner holds now (SECURITY.md §A).
+        owner = self.accounts.rights(key.owner)
+        if owner is None:
+            raise ForbiddenError("API key owner is disabled")
+        return Principal(
+            user=key.id,
+            via=via,
+            kind=Kind.KEY,
+            permissions=effective(key.permissions) & owner.permissions,
+            owner=key.owner,
+            read_only=key.read_only,
+            expires=key.expires,
+            session=session,
+        )
+
+    def token_principal(self, token: str, remote: str) -> Principal:
+        self.refresh()
+        session = self.sessions.by_token(token)
         if session is None:
-            return None
-        if session.expires is not None and session.expires <= time.monotonic():
-            del self._sessions[token]
-            return None
-        return session.user
+            raise ForbiddenError
+        self.sessions.seen(session)
+        if session.kind is not Kind.KEY:
+            return self.user_principal(session.user, Via.TOKEN, session.id)
+        key = self.keys.get(session.user)
+        if key is None:
+            self.sessions.close(session)
+            raise ForbiddenError
+        self.keys.check_usable(key, remote or "unix", time.time())
+        return self._key_principal(key, Via.TOKEN, session.id)
 
-    def logout(self, token: str) -> None:
-        """End every session of the token's user, as PiKVM does."""
-        user = self.check_token(token)
-        if user is not None:
-            self._sessions = {t: s for (t, s) in self._sessions.items() if s.user != user}
+    def reresolve(self, principal: Principal) -> Principal | None:
+        """The principal's rights now, or None once it is revoked (websockets ask this)."""
+        if principal.kind is Kind.NONE:
+            return principal
+        if principal.session and self.sessions.by_id(principal.session) is None:
+            return None
+        try:
+            if principal.kind is not Kind.KEY:
+                return self.user_principal(principal.user, principal.via, principal.session)
+            key = self.keys.get(principal.user)
+            if key is None:
+                return None
+            self.keys.check_usable(key, None, time.time())
+            return self._key_principal(key, principal.via, principal.session)
+        except ForbiddenError:
+            return None
 
-    def _purge_expired(self) -> None:
-        now = time.monotonic()
-        expired = [
-            t for (t, s) in self._sessions.items() if s.expires is not None and s.expires <= now
-        ]
-        for token in expired:
-            del self._sessions[token]
+    def owner_permissions(self, user: str) -> frozenset[Permission]:
+        rights = self.accounts.rights(user)
+        return rights.permissions if rights is not None else NO_PERMISSIONS
+
+    # --- sessions ------------------------------------------------------------------
+
+    def login(self, principal: Principal, expire: int, *, remote: str, user_agent: str) -> str:
+        """Open a session for `principal`; returns its token."""
+        session = self.sessions.open(
+            principal.user, principal.kind, expire, remote=remote, user_agent=user_agent
+        )
+        self.last_logins[principal.user] = (round(session.created, 3), remote)
+        return session.token
+
+    def logout(self, token: str, *, everything: bool) -> list[Session]:
+        """End the token's session, or, as PiKVM does, every session of its user."""
+        session = self.sessions.by_token(token)
+        if session is None:
+            return []
+        ended = self.sessions.of_user(session.user) if everything else [session]
+        for each in ended:
+            self.sessions.close(each)
+        return ended

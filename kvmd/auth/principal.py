@@ -3,6 +3,7 @@
 
 import dataclasses
 import enum
+from collections.abc import Iterable
 
 
 class Permission(enum.StrEnum):
@@ -19,6 +20,34 @@ class Permission(enum.StrEnum):
 
 
 ALL_PERMISSIONS = frozenset(Permission)
+NO_PERMISSIONS: frozenset[Permission] = frozenset()
+
+
+def effective(permissions: Iterable[Permission]) -> frozenset[Permission]:
+    """`admin` implies everything and everything implies `state` (SECURITY.md §3.1)."""
+    granted = frozenset(permissions)
+    if Permission.ADMIN in granted:
+        return ALL_PERMISSIONS
+    if granted:
+        return granted | {Permission.STATE}
+    return NO_PERMISSIONS
+
+
+def parse_permissions(names: Iterable[str]) -> frozenset[Permission]:
+    """Permission names to the set; an unknown name raises ValueError naming it."""
+    out = set()
+    for name in names:
+        try:
+            out.add(Permission(name.strip().lower()))
+        except ValueError:
+            raise ValueError(f"unknown permission {name[:32]!r}") from None
+    return frozenset(out)
+
+
+def sorted_names(permissions: Iterable[Permission]) -> list[str]:
+    """In the table's order (state first, admin last), as the API lists them."""
+    order = list(Permission)
+    return [str(p) for p in sorted(permissions, key=order.index)]
 
 
 class Access(enum.Enum):
@@ -37,28 +66,54 @@ class Via(enum.StrEnum):
     XHDR = "xhdr"
     TOKEN = "token"  # noqa: S105 -- the auth method, not a secret
     BASIC = "basic"
+    BEARER = "bearer"
     NONE = "none"
+
+
+class Kind(enum.StrEnum):
+    USER = "user"
+    KEY = "key"
+    NONE = "none"  # authentication is off or the path is open
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Principal:
+    """One authenticated caller with its rights, resolved afresh for every request.
+
+    `permissions` is already effective (see `effective`). For a key, `user` is the
+    key id and `owner` the user it acts for; for a user both are the user.
+    """
+
     user: str
     via: Via
-    # TODO(#7): resolved from roles and keys; until then every user holds all of them.
+    kind: Kind = Kind.USER
     permissions: frozenset[Permission] = ALL_PERMISSIONS
+    roles: tuple[str, ...] = ()
+    owner: str = ""
+    read_only: bool = False
+    expires: float | None = None  # UNIX time after which the credential is void
+    session: str = ""  # public id of the login session, "" without one
+    must_change_passwd: bool = False
 
     @property
     def label(self) -> str:
         return f"{self.user} ({self.via})"
 
     def allows(self, permission: Permission) -> bool:
-        # `admin` implies everything and everything implies `state` (SECURITY.md §3.1).
-        return (
-            permission in self.permissions
-            or Permission.ADMIN in self.permissions
-            or (permission is Permission.STATE and bool(self.permissions))
-        )
+        return permission in self.permissions
+
+    @property
+    def may_input(self) -> bool:
+        """Keyboard and mouse on the websocket: `hid` and not a read-only credential."""
+        return Permission.HID in self.permissions and not self.read_only
+
+    @property
+    def access(self) -> str:
+        """The websocket access level a UI shows (SECURITY.md §3.6)."""
+        if self.may_input:
+            return "control"
+        return "view" if Permission.VIDEO in self.permissions else "state"
 
 
 # Who acts when authentication is switched off: everyone is admin, as on PiKVM.
-NOBODY = Principal(user="-", via=Via.NONE)
+NOBODY = Principal(user="-", via=Via.NONE, kind=Kind.NONE)

@@ -7,25 +7,15 @@ the tool can be scripted: `echo "$PASS" | kvmd-htpasswd set admin`.
 
 import argparse
 import getpass
-import re
 import sys
 from pathlib import Path
 
 from kvmd.auth.htpasswd import hash_password, read_entries, write_entries
+from kvmd.auth.rules import PASSWD_MAX, passwd_problem, user_problem
 from kvmd.cli.common import CliError, file_from_args, make_parser, run_tool
 
 _PROG = "kvmd-htpasswd"
 _KEY = "kvmd.auth.internal.file"
-
-# PiKVM's username rule, so that a file moved between the two daemons stays valid.
-_USER_RE = re.compile(r"^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$")
-_USER_MAX = 128
-# PiKVM keeps API-key pseudo-users under this prefix; a real user there would shadow one.
-_RESERVED_PREFIX = "_key."
-# Printable ASCII only: what every browser, HTTP header and Basic-auth client transmits alike.
-# PiKVM allows 512, but bcrypt reads only 72 bytes and bcrypt>=5 raises past that instead of
-# truncating, so a longer password could be neither hashed nor verified.
-_PASSWD_MAX = 72
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,23 +67,15 @@ def _del_user(path: Path, user: str) -> None:
 
 
 def _check_user(user: str) -> None:
-    if user.startswith(_RESERVED_PREFIX):
-        raise CliError(f"usernames starting with {_RESERVED_PREFIX!r} are reserved")
-    if len(user) > _USER_MAX or not _USER_RE.match(user):
-        raise CliError(
-            f"invalid username {user!r}: use at most {_USER_MAX} of a-z 0-9 @ . _ -,"
-            " starting with a letter or _ and not ending with @ or ."
-        )
+    problem = user_problem(user)
+    if problem:
+        raise CliError(problem)
 
 
 def _check_passwd(passwd: str) -> None:
-    # The message never echoes the password: it may be a typo of the real one.
-    if not passwd:
-        raise CliError("empty password refused")
-    if len(passwd) > _PASSWD_MAX:
-        raise CliError(f"the password is longer than {_PASSWD_MAX} characters")
-    if not all(0x20 <= ord(char) <= 0x7E for char in passwd):
-        raise CliError("the password may contain printable ASCII characters only")
+    problem = passwd_problem(passwd)
+    if problem:
+        raise CliError(problem)
 
 
 def _read_passwd() -> str:
@@ -104,7 +86,7 @@ def _read_passwd() -> str:
         return first
     # Raw bytes, so that the check does not depend on the locale: anything but ASCII becomes
     # U+FFFD and is refused. The limit bounds memory when stdin is not a line at all.
-    line = sys.stdin.buffer.readline(_PASSWD_MAX + 2)
+    line = sys.stdin.buffer.readline(PASSWD_MAX + 2)
     return line.removesuffix(b"\n").decode("ascii", errors="replace")
 
 

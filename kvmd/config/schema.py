@@ -53,6 +53,32 @@ class TotpConfig(Section, frozen=True):
     secret: TotpSecretConfig = field(default_factory=TotpSecretConfig)
 
 
+class AuthFilesConfig(Section, frozen=True):
+    """Where roles and keys live; passwords stay in `internal.file` (htpasswd)."""
+
+    # user -> {roles, disabled, must_change_passwd, note}; a user without an entry
+    # holds `default_role`.
+    users: str = "/etc/kvmd/users.yaml"
+    # Custom roles: name -> {permissions}.
+    roles: str = "/etc/kvmd/roles.yaml"
+    # API keys with their secrets' SHA-256, mode 0600, on a writable partition.
+    keys: str = "/var/lib/kvmd/apikeys.json"
+
+
+class LockoutConfig(Section, frozen=True):
+    """A user is locked for `minutes` after `attempts` failed passwords in a row."""
+
+    attempts: Annotated[int, Meta(ge=1, le=1000)] = 10
+    minutes: Annotated[float, Meta(ge=0.0, le=1440.0)] = 5.0
+
+
+class ThrottleConfig(Section, frozen=True):
+    """A source address waits `seconds` after `attempts` failed credentials."""
+
+    attempts: Annotated[int, Meta(ge=1, le=1000)] = 5
+    seconds: Annotated[float, Meta(ge=0.0, le=86400.0)] = 60.0
+
+
 class AuthConfig(Section, frozen=True):
     """Who may use the API and how credentials are checked."""
 
@@ -66,6 +92,19 @@ class AuthConfig(Section, frozen=True):
     cache_ttl: Seconds = 60.0
     internal: HtpasswdAuthConfig = field(default_factory=HtpasswdAuthConfig)
     totp: TotpConfig = field(default_factory=TotpConfig)
+    # The role of a user with no entry in `files.users`: `admin` behaves as PiKVM does.
+    default_role: str = "admin"
+    files: AuthFilesConfig = field(default_factory=AuthFilesConfig)
+    lockout: LockoutConfig = field(default_factory=LockoutConfig)
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+
+
+class AuditConfig(Section, frozen=True):
+    """The audit trail: JSON lines, rotated by size; an empty `file` keeps it in memory."""
+
+    file: str = "/var/lib/kvmd/audit.log"
+    max_size: Annotated[int, Meta(ge=4096)] = 4 * 1024 * 1024
+    backups: Annotated[int, Meta(ge=0, le=100)] = 4
 
 
 class InfoHwConfig(Section, frozen=True):
@@ -119,6 +158,7 @@ class KvmdConfig(Section, frozen=True):
     sysroot: str = "/"
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     info: InfoConfig = field(default_factory=InfoConfig)
     log_reader: LogReaderConfig = field(default_factory=LogReaderConfig)
     ocr: OcrConfig = field(default_factory=OcrConfig)

@@ -5,6 +5,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from kvmd.logs import redact_query
+from kvmd.server.auth import remote_of
 from kvmd.server.keys import AUTH_LABEL
 
 
@@ -13,9 +14,7 @@ class AccessLogger(AbstractAccessLogger):
         if not self.logger.isEnabledFor(20):  # logging.INFO
             return
         label = request.get(AUTH_LABEL, "-")
-        # On the unix socket the peer is nginx, which names the real client in X-Real-IP;
-        # on TCP the peer address is the truth and the header could be forged.
-        remote = request.remote or request.headers.get("X-Real-IP", "-")
+        remote = remote_of(request) or "-"
         target = request.path
         if request.query_string:
             target += "?" + redact_query(request.query_string)

@@ -1,8 +1,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Authentication and permission checks for every request (API.md §2, SECURITY.md §3.4)."""
+"""Authentication, the read-only guard, permissions and the audit trail of every request.
+
+See API.md §2 and SECURITY.md §3.4.
+"""
 
 import base64
 import binascii
+import dataclasses
 import re
 from collections.abc import Callable
 from typing import TypeVar
@@ -10,32 +14,69 @@ from typing import TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kvmd.auth.principal import NOBODY, Access, Permission, Principal, RouteAccess, Via
-from kvmd.errors import ForbiddenError, PermissionDeniedError, UnauthorizedError, ValidatorError
-from kvmd.server.keys import AUTH, AUTH_LABEL, PRINCIPAL, UNAUTH_PATHS
+from kvmd.auth.principal import NOBODY, Access, Kind, Permission, Principal, RouteAccess, Via
+from kvmd.auth.rules import KEY_PREFIX
+from kvmd.errors import (
+    ForbiddenError,
+    PasswordChangeRequiredError,
+    PermissionDeniedError,
+    ReadOnlyError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    ValidatorError,
+)
+from kvmd.logs import is_secret_param
+from kvmd.server.keys import AUDIT, AUDIT_ARGS, AUTH, AUTH_LABEL, PRINCIPAL, UNAUTH_PATHS
 
 H = TypeVar("H", bound=Callable[..., object])
 
-_ACCESS_ATTR = "kvmd_access"
+_RULE_ATTR = "kvmd_route_rule"
 _USER = re.compile(r"^[a-z_]([a-z0-9@._-]*[a-z0-9_-])?$")
 _PASSWD = re.compile(r"^[\x20-\x7e]*$")
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
 TOKEN_COOKIE = "auth_token"  # noqa: S105 -- a cookie name, not a secret
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-def requires(access: RouteAccess) -> Callable[[H], H]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class RouteRule:
+    access: RouteAccess
+    # Allowed to a read-only key although it is not a GET (logout, keepalive).
+    read_only_ok: bool = False
+    # Allowed to a user who must change the password first (check, info, set_passwd).
+    before_passwd_change: bool = False
+    # The audit trail's action name; "" records nothing.
+    audit: str = ""
+    # Keyboard or mouse input: counted per minute in the trail, never recorded.
+    counts_hid: bool = False
+
+
+def requires(
+    access: RouteAccess,
+    *,
+    read_only_ok: bool = False,
+    before_passwd_change: bool = False,
+    audit: str = "",
+    counts_hid: bool = False,
+) -> Callable[[H], H]:
     """Declare what a route needs; `make_app` refuses routes that declare nothing."""
+    rule = RouteRule(access, read_only_ok, before_passwd_change, audit, counts_hid)
 
     def mark(handler: H) -> H:
-        setattr(handler, _ACCESS_ATTR, access)
+        setattr(handler, _RULE_ATTR, rule)
         return handler
 
     return mark
 
 
+def rule_of(handler: object) -> RouteRule | None:
+    rule = getattr(handler, _RULE_ATTR, None)
+    return rule if isinstance(rule, RouteRule) else None
+
+
 def access_of(handler: object) -> RouteAccess | None:
-    access = getattr(handler, _ACCESS_ATTR, None)
-    return access if isinstance(access, Permission | Access) else None
+    rule = rule_of(handler)
+    return rule.access if rule is not None else None
 
 
 def check_user(raw: str) -> str:
@@ -59,33 +100,57 @@ def check_token(raw: str) -> str:
     return token
 
 
+def remote_of(request: web.BaseRequest) -> str:
+    # On the unix socket the peer is nginx, which names the real client in X-Real-IP;
+    # on TCP the peer address is the truth and the header could be forged.
+    return request.remote or request.headers.get("X-Real-IP") or ""
+
+
 async def authenticate(request: web.Request) -> Principal:
-    """PiKVM's order: X-KVMD headers, then the cookie, then Basic. No fallthrough."""
+    """PiKVM's order: X-KVMD headers, the cookie, Basic; then Bearer. No fallthrough."""
     manager = request.app[AUTH]
+    remote = remote_of(request)
     user = request.headers.get("X-KVMD-User", "")
     if user:
         user = check_user(user)
-        request[AUTH_LABEL] = f"{user} (xhdr)"
         passwd = check_passwd(request.headers.get("X-KVMD-Passwd", ""))
-        if await manager.check_password(user, passwd):
-            return Principal(user=user, via=Via.XHDR)
-        raise ForbiddenError
+        return await _verify(request, user, passwd, Via.XHDR)
     token = request.cookies.get(TOKEN_COOKIE, "")
     if token:
         request[AUTH_LABEL] = "- (token)"
-        token_user = manager.check_token(check_token(token))
-        if token_user is None:
-            raise ForbiddenError
-        request[AUTH_LABEL] = f"{token_user} (token)"
-        return Principal(user=token_user, via=Via.TOKEN)
+        principal = manager.token_principal(check_token(token), remote)
+        request[AUTH_LABEL] = principal.label
+        return principal
     authorization = request.headers.get("Authorization", "")
-    if authorization[:6].lower() == "basic ":
+    scheme = authorization[:7].lower()
+    if scheme.startswith("basic "):
         (user, passwd) = _decode_basic(authorization[6:])
-        request[AUTH_LABEL] = f"{user} (basic)"
-        if await manager.check_password(user, passwd):
-            return Principal(user=user, via=Via.BASIC)
-        raise ForbiddenError
+        return await _verify(request, user, passwd, Via.BASIC)
+    if scheme == "bearer " and authorization[7:].strip().startswith(KEY_PREFIX):
+        (key_id, _, secret) = authorization[7:].strip().rpartition(".")
+        if not key_id.startswith(KEY_PREFIX) or not secret:
+            raise UnauthorizedError
+        return await _verify(request, check_user(key_id), check_passwd(secret), Via.BEARER)
     raise UnauthorizedError
+
+
+async def _verify(request: web.Request, user: str, passwd: str, via: Via) -> Principal:
+    request[AUTH_LABEL] = f"{user} ({via})"
+    remote = remote_of(request)
+    try:
+        return await request.app[AUTH].verify(user, passwd, via=via, remote=remote)
+    except (ForbiddenError, TooManyRequestsError) as exc:
+        kind = Kind.KEY if user.startswith(KEY_PREFIX) else Kind.USER
+        request.app[AUDIT].record(
+            principal=user,
+            kind=kind,
+            via=via,
+            remote=remote,
+            action="auth.denied",
+            args={"path": request.path},
+            result=type(exc).__name__,
+        )
+        raise
 
 
 def _decode_basic(encoded: str) -> tuple[str, str]:
@@ -103,18 +168,71 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.http_exception is not None:
         return await handler(request)  # 404 and 405 come before any credential check
-    access = access_of(request.match_info.handler)
-    if access is None:  # make_app checks every route, so only a bug gets here
+    rule = rule_of(request.match_info.handler)
+    if rule is None:  # make_app checks every route, so only a bug gets here
         raise PermissionDeniedError("Route declares no permission")
     manager = request.app[AUTH]
-    if access is Access.PUBLIC or not manager.enabled or _is_unauth_path(request):
+    if rule.access is Access.PUBLIC or not manager.enabled or _is_unauth_path(request):
         request[PRINCIPAL] = NOBODY
+    else:
+        principal = await authenticate(request)
+        request[PRINCIPAL] = principal
+        _check_rights(request, principal, rule)
+    if rule.counts_hid:
+        p = request[PRINCIPAL]
+        request.app[AUDIT].count_hid(p.user, p.kind, p.via, remote_of(request))
+    if not rule.audit:
         return await handler(request)
-    principal = await authenticate(request)
-    if isinstance(access, Permission) and not principal.allows(access):
-        raise PermissionDeniedError(f"Permission '{access}' required")
-    request[PRINCIPAL] = principal
-    return await handler(request)
+    return await _audited(request, handler, rule.audit)
+
+
+def _check_rights(request: web.Request, principal: Principal, rule: RouteRule) -> None:
+    # The read-only guard runs before the permission check (SECURITY.md §A).
+    if principal.read_only and request.method not in _SAFE_METHODS and not rule.read_only_ok:
+        raise ReadOnlyError
+    if principal.must_change_passwd and not rule.before_passwd_change:
+        raise PasswordChangeRequiredError
+    if isinstance(rule.access, Permission) and not principal.allows(rule.access):
+        raise PermissionDeniedError(f"Permission '{rule.access}' required")
+
+
+async def _audited(request: web.Request, handler: Handler, action: str) -> web.StreamResponse:
+    result = "ok"
+    try:
+        return await handler(request)
+    except BaseException as exc:  # recorded, then raised on unchanged
+        result = type(exc).__name__
+        raise
+    finally:
+        audit(request, action, result)
+
+
+def audit_args(request: web.Request, args: dict[str, object]) -> None:
+    """Arguments of the request's audit record beyond its query (never a secret)."""
+    request[AUDIT_ARGS] = args
+
+
+def audit(request: web.Request, action: str, result: str = "ok") -> None:
+    """Record `action` by the request's principal.
+
+    The record's args are the query (secrets masked) and what the handler gave
+    `audit_args`.
+    """
+    principal = request.get(PRINCIPAL, NOBODY)
+    args: dict[str, object] = {
+        name: "***" if is_secret_param(name) else value[:256]
+        for (name, value) in request.query.items()
+    }
+    args.update(request.get(AUDIT_ARGS, {}))
+    request.app[AUDIT].record(
+        principal=principal.user,
+        kind=principal.kind,
+        via=principal.via,
+        remote=remote_of(request),
+        action=action,
+        args=args,
+        result=result,
+    )
 
 
 def _is_unauth_path(request: web.Request) -> bool:

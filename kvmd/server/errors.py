@@ -7,7 +7,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kvmd.errors import HardwareError, KvmdError
+from kvmd.errors import HardwareError, KvmdError, TooManyRequestsError
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except KvmdError as exc:
         if isinstance(exc, HardwareError):
             logger.exception("Hardware error in %s %s", request.method, request.path)
-        return error_response(type(exc).__name__, exc.msg, exc.http_status)
+        response = error_response(type(exc).__name__, exc.msg, exc.http_status)
+        if isinstance(exc, TooManyRequestsError):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         # Unknown paths and methods stay aiohttp's plain text, as PiKVM's do;
         # other client errors (a body too large, say) get the envelope.

@@ -3,6 +3,7 @@
 
 from aiohttp import web
 
+from kvmd.auth.audit import AuditLog
 from kvmd.auth.manager import AuthManager
 from kvmd.auth.principal import Principal
 from kvmd.bus import Bus
@@ -20,6 +21,7 @@ from kvmd.server.ws import WsHub
 CONFIG = web.AppKey("config", Config)
 BUS = web.AppKey("bus", Bus)
 AUTH = web.AppKey("auth", AuthManager)
+AUDIT = web.AppKey("audit", AuditLog)
 UNAUTH_PATHS = web.AppKey("unauth_paths", frozenset[str])
 INFO = web.AppKey("info", InfoService)
 LOG_READER = web.AppKey("log_reader", LogReader)
@@ -33,3 +35,4 @@ WS_HUB = web.AppKey("ws_hub", WsHub)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUTH_LABEL = web.RequestKey("auth_label", str)
+AUDIT_ARGS = web.RequestKey("audit_args", dict[str, object])

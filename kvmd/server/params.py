@@ -108,3 +108,32 @@ async def read_form(request: web.Request) -> dict[str, str]:
     except (ValueError, UnicodeDecodeError, AssertionError) as exc:
         raise ValidatorError(f"Invalid form data: {exc}") from None
     return {name: value for (name, value) in form.items() if isinstance(value, str)}
+
+
+async def read_params(request: web.Request, cls: type[T]) -> T:
+    """Query parameters and the body (urlencoded, multipart or a JSON object) into `cls`.
+
+    The admin endpoints take lists (roles, permissions, networks): a JSON body gives them
+    as arrays, a form or a query as comma-separated text (see `as_list`).
+    """
+    if request.content_type != "application/json":
+        return parse_params({**request.query, **await read_form(request)}, cls)
+    try:
+        body = msgspec.json.decode(await request.read())
+    except msgspec.DecodeError as exc:
+        raise ValidatorError(f"Invalid JSON body: {exc}") from None
+    if not isinstance(body, dict):
+        raise ValidatorError("The JSON body must be an object")
+    data = {**request.query, **body}
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, data) from None
+
+
+def as_list(value: str | list[str] | None) -> list[str] | None:
+    """`a,b` or `["a", "b"]` as a list of non-empty stripped items; None stays None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    return [item.strip() for item in items if item.strip()]

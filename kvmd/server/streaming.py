@@ -13,9 +13,9 @@ _PROBE_INTERVAL = 0.5
 
 
 async def stream_lines(
-    request: web.Request, lines: AsyncGenerator[str, None]
+    request: web.Request, lines: AsyncGenerator[str, None], content_type: str = "text/plain"
 ) -> web.StreamResponse:
-    response = web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
+    response = web.StreamResponse(headers={"Content-Type": f"{content_type}; charset=utf-8"})
     await response.prepare(request)
     # A follower may wait for hours between lines.
     await unless_gone(request, _pump(response, lines))

@@ -5,7 +5,22 @@ import dataclasses
 
 from aiohttp import web
 
-from kvmd.api import atx, auth, export, gpio, hid, info, log, msd, redfish, streamer, ws
+from kvmd.api import (
+    atx,
+    audit,
+    auth,
+    auth_admin,
+    export,
+    gpio,
+    hid,
+    info,
+    log,
+    msd,
+    redfish,
+    streamer,
+    ws,
+)
+from kvmd.auth.audit import AuditLog
 from kvmd.auth.manager import AuthManager
 from kvmd.bus import Bus
 from kvmd.config.schema import Config
@@ -24,8 +39,10 @@ from kvmd.server.ws import WsHub
 
 ROUTES = (
     auth.routes,
+    auth_admin.routes,
     info.routes,
     log.routes,
+    audit.routes,
     ws.routes,
     atx.routes,
     hid.routes,
@@ -42,6 +59,7 @@ class Deps:
     config: Config
     bus: Bus
     auth: AuthManager
+    audit: AuditLog
     info: InfoService
     log_reader: LogReader
     ocr: Ocr
@@ -58,6 +76,7 @@ def make_app(deps: Deps) -> web.Application:
     app[keys.CONFIG] = deps.config
     app[keys.BUS] = deps.bus
     app[keys.AUTH] = deps.auth
+    app[keys.AUDIT] = deps.audit
     app[keys.UNAUTH_PATHS] = _unauth_paths(deps.config.kvmd.auth.unauth_paths)
     app[keys.INFO] = deps.info
     app[keys.LOG_READER] = deps.log_reader

@@ -65,6 +65,24 @@ ROUTES = [
     ("GET", "/api/auth/check"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/login"),
+    ("GET", "/api/auth/sessions"),
+    ("POST", "/api/auth/sessions/remove"),
+    ("POST", "/api/auth/sessions/keepalive"),
+    ("GET", "/api/auth/users"),
+    ("POST", "/api/auth/users/create"),
+    ("POST", "/api/auth/users/set_params"),
+    ("POST", "/api/auth/users/set_passwd"),
+    ("POST", "/api/auth/users/remove"),
+    ("GET", "/api/auth/roles"),
+    ("POST", "/api/auth/roles/create"),
+    ("POST", "/api/auth/roles/set_params"),
+    ("POST", "/api/auth/roles/remove"),
+    ("GET", "/api/auth/keys"),
+    ("POST", "/api/auth/keys/create"),
+    ("POST", "/api/auth/keys/set_params"),
+    ("POST", "/api/auth/keys/rotate"),
+    ("POST", "/api/auth/keys/remove"),
+    ("GET", "/api/audit"),
     ("GET", "/api/ws"),
 ]
 # Routes that answer without credentials, as PiKVM's do.
@@ -109,6 +127,23 @@ PARAM_NAMES = [
     "insecure",
     "timeout",
     "compress",
+    "scope",
+    "require",
+    "id",
+    "name",
+    "roles",
+    "permissions",
+    "role",
+    "read_only",
+    "owner",
+    "allowed_nets",
+    "enabled",
+    "grace",
+    "disabled",
+    "note",
+    "old_passwd",
+    "must_change_passwd",
+    "force",
 ]
 
 
@@ -157,6 +192,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         },
     }
     data["kvmd"]["msd"] = MsdPaths(tmp).config()
+    # Thousands of wrong passwords: the throttle would answer 429 to everything after a few.
+    data["kvmd"]["auth"]["throttle"] = {"attempts": 1000, "seconds": 0}
+    data["kvmd"]["auth"]["lockout"] = {"attempts": 1000, "minutes": 0}
     server = Server(msgspec.convert(data, Config))
     yield server
     server.close()

@@ -19,7 +19,23 @@ async def test_info_default_is_pikvm_legacy_shape(client):
     result = (await response.json())["result"]
     expected = sample("info.json")["result"]
     assert sorted(result) == sorted(expected)
-    assert result["auth"] == {"enabled": True}
+    # PiKVM's {"enabled": true}, plus who asks and what they may do (SECURITY.md §3.4).
+    assert result["auth"] == {
+        "enabled": True,
+        "user": "admin",
+        "permissions": [
+            "state",
+            "video",
+            "hid",
+            "atx",
+            "msd",
+            "gpio",
+            "streamer",
+            "logs",
+            "share",
+            "admin",
+        ],
+    }
     assert result["hw"] == expected["hw"]
     assert result["fan"] == expected["fan"]
     assert result["extras"] == expected["extras"]
@@ -35,7 +51,8 @@ async def test_info_fields(client):
     assert sorted(result) == ["hw", "system"]
     assert result["hw"] == sample("info_fields_system_hw.json")["result"]["hw"]
     one = (await (await client.get("/api/info?fields=AUTH", headers=ADMIN)).json())["result"]
-    assert one == {"auth": {"enabled": True}}
+    assert one["auth"]["enabled"] is True
+    assert one["auth"]["user"] == "admin"
 
 
 async def test_info_current_shape(client):

@@ -52,6 +52,9 @@ async def test_legacy_format_matches_pikvm_order(client):
     expected = expected[: expected.index("loop") + 1]
     async with client.ws_connect("/api/ws?stream=0&legacy=1", headers=ADMIN) as ws:
         events = await read_until(ws, lambda ev: ev[-1]["event_type"] == "loop")
+    # kvmd's `session` event comes first; PiKVM's burst follows in PiKVM's order.
+    assert events[0]["event_type"] == "session"
+    events = events[1:]
     assert [e["event_type"] for e in events] == expected
     assert events[-1] == {"event_type": "loop", "event": {}}
     by_type = {e["event_type"]: e["event"] for e in events}

@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 import asyncio
+import time
 
 import msgspec
+import pytest
 from passlib.hash import bcrypt
 
 from kvmd.auth.htpasswd import Htpasswd
 from kvmd.auth.manager import AuthManager
+from kvmd.auth.principal import ALL_PERMISSIONS, Kind, Via
+from kvmd.auth.sessions import public_id
 from kvmd.config.schema import AuthConfig
+from kvmd.errors import ForbiddenError
 
 
 def make_manager(tmp_path, **options) -> tuple[AuthManager, list[str]]:
@@ -15,6 +20,7 @@ def make_manager(tmp_path, **options) -> tuple[AuthManager, list[str]]:
         {
             "internal": {"file": str(tmp_path / "htpasswd")},
             "totp": {"secret": {"file": ""}},
+            "files": {"users": "", "roles": "", "keys": ""},
             **options,
         },
         AuthConfig,
@@ -27,7 +33,8 @@ def make_manager(tmp_path, **options) -> tuple[AuthManager, list[str]]:
         calls.append(user)
         return real(self, user, passwd)
 
-    manager._htpasswd.verify = spy.__get__(manager._htpasswd)  # type: ignore[method-assign]
+    htpasswd = manager.accounts.htpasswd
+    htpasswd.verify = spy.__get__(htpasswd)  # type: ignore[method-assign]
     return (manager, calls)
 
 
@@ -65,12 +72,28 @@ async def test_concurrent_checks_share_one_hash(tmp_path):
 
 async def test_sessions(tmp_path):
     (manager, _) = make_manager(tmp_path, expire=100)
-    token = manager.login("admin", 0)
+    admin = manager.user_principal("admin", Via.TOKEN, "")
+    token = manager.login(admin, 0, remote="127.0.0.1", user_agent="t")
     assert len(token) == 64
-    assert manager.check_token(token) == "admin"
-    other = manager.login("bob", 5)
-    manager.logout(token)
-    assert manager.check_token(token) is None
-    assert manager.check_token(other) == "bob"
-    manager.logout("f" * 64)  # unknown token: nothing happens
-    assert manager.check_token(other) == "bob"
+    assert manager.token_principal(token, "127.0.0.1").user == "admin"
+    second = manager.login(admin, 5, remote="127.0.0.1", user_agent="t")
+    assert manager.logout(second, everything=False)[0].token == second
+    assert manager.token_principal(token, "").session == public_id(token)
+    with pytest.raises(ForbiddenError):
+        manager.token_principal(second, "")
+    ended = manager.logout(token, everything=True)
+    assert [s.token for s in ended] == [token]
+    with pytest.raises(ForbiddenError):
+        manager.token_principal(token, "")
+    assert manager.logout("f" * 64, everything=True) == []  # unknown token: nothing happens
+
+
+async def test_session_expiry_is_capped_by_the_global_limit(tmp_path):
+    (manager, _) = make_manager(tmp_path, expire=100)
+    admin = manager.user_principal("admin", Via.TOKEN, "")
+    unlimited = manager.sessions.open("admin", Kind.USER, 0, remote="", user_agent="")
+    short = manager.sessions.open("admin", Kind.USER, 5, remote="", user_agent="")
+    now = time.time()
+    assert 99 < (unlimited.expires() or 0) - now <= 100
+    assert 4 < (short.expires() or 0) - now <= 5
+    assert admin.permissions == ALL_PERMISSIONS

@@ -1,0 +1,299 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Users and roles (SECURITY.md §3.2, §3.3, §B).
+
+Who exists is in htpasswd, which roles they hold in users.yaml, and what custom roles
+grant in roles.yaml.
+
+Files are re-read when they change on disk, so `kvmd-htpasswd` and hand edits take effect
+without a restart. A file that stops parsing keeps its last good content in effect: falling
+back to an empty users.yaml would turn every viewer into `auth.default_role`.
+"""
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import msgspec
+import yaml
+
+from kvmd.auth.files import FileSignature, atomic_write, signature
+from kvmd.auth.htpasswd import Htpasswd, read_entries, write_entries
+from kvmd.auth.principal import (
+    ALL_PERMISSIONS,
+    NO_PERMISSIONS,
+    Permission,
+    effective,
+)
+from kvmd.auth.rules import USER_MAX
+from kvmd.config.load import read_yaml
+from kvmd.errors import ConfigError, OperationError
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
+    "admin": ALL_PERMISSIONS,
+    "operator": ALL_PERMISSIONS - {Permission.LOGS, Permission.ADMIN},
+    "viewer": frozenset({Permission.STATE, Permission.VIDEO}),
+    "monitor": frozenset({Permission.STATE}),
+}
+
+# PiKVM's role rule is the user rule; roles are few, short names.
+ROLE_MAX = 64
+
+
+class UserEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    # None: the user holds `auth.default_role`. A list, even an empty one, is exact.
+    roles: list[str] | None = None
+    disabled: bool = False
+    must_change_passwd: bool = False
+    note: str = ""
+    created: float | None = None
+
+
+class RoleEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    permissions: list[Permission]
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserRights:
+    permissions: frozenset[Permission]
+    roles: tuple[str, ...]
+    must_change_passwd: bool
+
+
+class Accounts:
+    def __init__(
+        self, htpasswd: Path, users: Path | None, roles: Path | None, default_role: str
+    ) -> None:
+        self._htpasswd = Htpasswd(htpasswd)
+        self._users_path = users
+        self._roles_path = roles
+        self._default_role = default_role
+        self._signatures: dict[Path, FileSignature | None] = {}
+        self._known: frozenset[str] = frozenset()
+        self._users: dict[str, UserEntry] = {}
+        self._roles: dict[str, RoleEntry] = {}
+        self._rights: dict[str, UserRights | None] = {}
+        self.generation = 0  # bumped whenever anyone's rights may have changed
+        self._checked = 0.0
+        self.reload(strict=True)
+
+    @property
+    def htpasswd(self) -> Htpasswd:
+        return self._htpasswd
+
+    # --- reading -------------------------------------------------------------------
+
+    def reload(self, *, strict: bool = False) -> bool:
+        """Re-read the files that changed; True if any did. `strict` raises on a bad file."""
+        self._checked = time.monotonic()
+        changed = False
+        path = self._htpasswd.path
+        sig = signature(path)
+        if self._signatures.get(path, ()) != sig:
+            try:
+                known = frozenset(read_entries(path)) if sig is not None else frozenset()
+            except OSError as exc:
+                logger.error("Can't read %s: %s", path, exc)  # noqa: TRY400
+            else:
+                (self._known, self._signatures[path], changed) = (known, sig, True)
+        for which in ("users", "roles"):
+            changed |= self._reload_yaml(which, strict=strict)
+        if changed:
+            self._check_default_role()
+            self._rights = {}
+            self.generation += 1
+        return changed
+
+    def maybe_reload(self, interval: float = 1.0) -> bool:
+        """`reload`, at most once per `interval`: one stat per file, not per request."""
+        if time.monotonic() - self._checked < interval:
+            return False
+        return self.reload()
+
+    def _reload_yaml(self, which: str, *, strict: bool) -> bool:
+        path = self._users_path if which == "users" else self._roles_path
+        if path is None:
+            return False
+        sig = signature(path)
+        if self._signatures.get(path, ()) == sig:
+            return False
+        try:
+            data = read_yaml(path) if sig is not None else {}
+            if which == "users":
+                users = msgspec.convert(data, dict[str, UserEntry])
+                _check_users(users)
+                self._users = users
+            else:
+                roles = msgspec.convert(data, dict[str, RoleEntry])
+                _check_roles(roles)
+                self._roles = roles
+        except (ConfigError, msgspec.ValidationError, ValueError) as exc:
+            if strict:
+                raise ConfigError(f"{path}: {exc}") from None
+            logger.error("Ignoring the new %s, keeping the old one: %s", path, exc)  # noqa: TRY400
+            self._signatures[path] = sig  # once per change, not on every check
+            return False
+        self._signatures[path] = sig
+        return True
+
+    def _check_default_role(self) -> None:
+        if self._default_role not in BUILTIN_ROLES and self._default_role not in self._roles:
+            raise ConfigError(f"auth.default_role {self._default_role!r} is not a known role")
+
+    def exists(self, user: str) -> bool:
+        return user in self._known
+
+    def rights(self, user: str) -> UserRights | None:
+        """What `user` may do now; None for an unknown or disabled user."""
+        if user in self._rights:
+            return self._rights[user]
+        rights = self._resolve(user)
+        self._rights[user] = rights
+        return rights
+
+    def _resolve(self, user: str) -> UserRights | None:
+        if user not in self._known:
+            return None
+        entry = self.entry(user)
+        if entry.disabled:
+            return None
+        permissions = self._entry_permissions(entry, self._roles)
+        return UserRights(permissions, self._roles_of(entry), entry.must_change_passwd)
+
+    def _roles_of(self, entry: UserEntry) -> tuple[str, ...]:
+        return tuple(entry.roles) if entry.roles is not None else (self._default_role,)
+
+    def _entry_permissions(
+        self, entry: UserEntry, roles: dict[str, RoleEntry]
+    ) -> frozenset[Permission]:
+        granted: set[Permission] = set()
+        for role in self._roles_of(entry):
+            granted |= self.role_permissions(role, roles)
+        return effective(granted)
+
+    def role_permissions(
+        self, role: str, roles: dict[str, RoleEntry] | None = None
+    ) -> frozenset[Permission]:
+        builtin = BUILTIN_ROLES.get(role)
+        if builtin is not None:
+            return builtin
+        custom = (self._roles if roles is None else roles).get(role)
+        return frozenset(custom.permissions) if custom is not None else NO_PERMISSIONS
+
+    def permissions_with(self, roles: Iterable[str]) -> frozenset[Permission]:
+        granted: set[Permission] = set()
+        for role in roles:
+            granted |= self.role_permissions(role)
+        return effective(granted)
+
+    def users(self) -> list[tuple[str, UserEntry]]:
+        """Every user, sorted, with its entry (the default one when it has none)."""
+        return [(user, self.entry(user)) for user in sorted(self._known)]
+
+    def entry(self, user: str) -> UserEntry:
+        return self._users.get(user, UserEntry())
+
+    def roles_of(self, user: str) -> tuple[str, ...]:
+        return self._roles_of(self.entry(user))
+
+    def roles(self) -> list[tuple[str, frozenset[Permission], bool]]:
+        """(name, permissions, builtin) for every role, built-in ones first."""
+        out = [(name, perms, True) for (name, perms) in BUILTIN_ROLES.items()]
+        out += [
+            (name, frozenset(role.permissions), False)
+            for (name, role) in sorted(self._roles.items())
+        ]
+        return out
+
+    def has_role(self, role: str) -> bool:
+        return role in BUILTIN_ROLES or role in self._roles
+
+    def custom_role(self, role: str) -> RoleEntry:
+        return self._roles[role]
+
+    def role_users(self, role: str) -> list[str]:
+        held = [user for (user, entry) in self.users() if role in self._roles_of(entry)]
+        return held + (["(auth.default_role)"] if role == self._default_role else [])
+
+    def is_admin(self, user: str) -> bool:
+        rights = self.rights(user)
+        return rights is not None and Permission.ADMIN in rights.permissions
+
+    def is_admin_with(self, user: str, entry: UserEntry) -> bool:
+        """Whether `user` would hold `admin` with `entry` instead of the current one."""
+        return (
+            user in self._known
+            and not entry.disabled
+            and Permission.ADMIN in self._entry_permissions(entry, self._roles)
+        )
+
+    def admins(
+        self, *, without: str = "", role_change: tuple[str, RoleEntry] | None = None
+    ) -> list[str]:
+        """Enabled users holding `admin`, leaving out `without`, after a role change."""
+        roles = dict(self._roles)
+        if role_change is not None:
+            roles[role_change[0]] = role_change[1]
+        return [
+            user
+            for (user, entry) in self.users()
+            if user != without
+            and not entry.disabled
+            and Permission.ADMIN in self._entry_permissions(entry, roles)
+        ]
+
+    # --- writing -------------------------------------------------------------------
+
+    def set_hash(self, user: str, hashed: str | None) -> None:
+        """Add, change (keeping its place) or, with None, remove a user's htpasswd entry."""
+        path = self._htpasswd.path
+        entries = read_entries(path) if path.exists() else {}
+        if hashed is None:
+            entries.pop(user, None)
+        else:
+            entries[user] = hashed
+        write_entries(path, entries)
+        self.reload()
+
+    def set_entry(self, user: str, entry: UserEntry | None) -> None:
+        self.reload()  # an edit made meanwhile by hand must not be lost to ours
+        users = dict(self._users)
+        if entry is None or entry == UserEntry():
+            users.pop(user, None)
+        else:
+            users[user] = entry
+        self._save(self._users_path, users)
+
+    def set_role(self, role: str, entry: RoleEntry | None) -> None:
+        self.reload()
+        roles = dict(self._roles)
+        if entry is None:
+            roles.pop(role, None)
+        else:
+            roles[role] = entry
+        self._save(self._roles_path, roles)
+
+    def _save(self, path: Path | None, data: dict[str, UserEntry] | dict[str, RoleEntry]) -> None:
+        if path is None:
+            raise OperationError("The users and roles files are not configured")
+        text = yaml.safe_dump(msgspec.to_builtins(data), sort_keys=True, default_flow_style=False)
+        atomic_write(path, text.encode(), mode=0o644)
+        self.reload()
+
+
+def _check_users(users: dict[str, UserEntry]) -> None:
+    for user in users:
+        if len(user) > USER_MAX:
+            raise ValueError(f"bad user name {user[:64]!r}")
+
+
+def _check_roles(roles: dict[str, RoleEntry]) -> None:
+    for name in roles:
+        if name in BUILTIN_ROLES:
+            raise ValueError(f"the built-in role {name!r} can't be redefined")
+        if len(name) > ROLE_MAX:
+            raise ValueError(f"bad role name {name[:64]!r}")

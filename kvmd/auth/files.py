@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Small state files of the auth layer: atomic replacement and change detection."""
+
+import os
+import tempfile
+from pathlib import Path
+
+# (inode, mtime, size, ctime): changes whenever the file is replaced or rewritten.
+FileSignature = tuple[int, int, int, int]
+
+
+def signature(path: Path) -> FileSignature | None:
+    """Cheap identity of the file's current content (one stat); None if it is missing."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+    """Replace the file in one rename, keeping its mode and owner: a crash leaves old or new.
+
+    `mode` applies to a new file only. Secrets files are created 0600 so that no
+    window exists in which another user could read them.
+    """
+    try:
+        st = path.stat()
+        (mode, owner) = (st.st_mode & 0o7777, (st.st_uid, st.st_gid))
+    except FileNotFoundError:
+        owner = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (fd, tmp) = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        Path(tmp).chmod(mode)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
