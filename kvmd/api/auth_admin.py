@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kvmd.api.auth import end_sessions_of, list_sessions
 from kvmd.auth.accounts import BUILTIN_ROLES, ROLE_MAX, Accounts, RoleEntry, UserEntry
-from kvmd.auth.apikeys import KEY_ID_RE, parse_nets
+from kvmd.auth.apikeys import KEY_ID_RE, ApiKey, parse_nets
 from kvmd.auth.htpasswd import hash_password
 from kvmd.auth.principal import (
     Access,
@@ -40,7 +40,7 @@ from kvmd.errors import (
 )
 from kvmd.server.auth import audit_args, check_passwd, check_user, remote_of, requires
 from kvmd.server.errors import json_response
-from kvmd.server.keys import AUTH, PRINCIPAL, WS_HUB
+from kvmd.server.keys import AUTH, CONFIG, PRINCIPAL, WS_HUB
 from kvmd.server.params import as_list, parse_params, read_params
 
 routes = web.RouteTableDef()
@@ -368,13 +368,40 @@ async def remove_role(request: web.Request) -> web.Response:
 # --- API keys ----------------------------------------------------------------------
 
 
+def _may_manage_keys(request: web.Request, owner: str | None) -> None:
+    """`admin` manages every key; with `auth.self_keys` a user manages their own.
+
+    `owner` None is the listing, which is then narrowed to the caller's keys.
+    """
+    principal = request[PRINCIPAL]
+    if principal.allows(Permission.ADMIN):
+        return
+    self_keys = request.app[CONFIG].kvmd.auth.self_keys and principal.kind is Kind.USER
+    if self_keys and owner in (None, principal.user):
+        return
+    raise PermissionDeniedError("Permission 'admin' required")
+
+
+def _owned_key(request: web.Request, key_id: str) -> ApiKey:
+    key = request.app[AUTH].keys.get(key_id)
+    if key is None:
+        raise NotFoundError("No such API key")
+    _may_manage_keys(request, key.owner)
+    return key
+
+
 @routes.get("/auth/keys")
-@requires(Permission.ADMIN)
+@requires(Access.AUTHENTICATED)
 async def get_keys(request: web.Request) -> web.Response:
+    _may_manage_keys(request, None)
+    principal = request[PRINCIPAL]
     keys = request.app[AUTH].keys
     keys.reload()
     now = time.time()
-    return json_response({"keys": [key.public(now) for key in keys.all()]})
+    mine = principal.allows(Permission.ADMIN)
+    return json_response(
+        {"keys": [k.public(now) for k in keys.all() if mine or k.owner == principal.user]}
+    )
 
 
 class KeyParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -428,13 +455,14 @@ def _nets(raw: Names) -> list[str] | None:
 
 
 @routes.post("/auth/keys/create")
-@requires(Permission.ADMIN, audit="auth.keys.create")
+@requires(Access.AUTHENTICATED, audit="auth.keys.create")
 async def create_key(request: web.Request) -> web.Response:
     params = await read_params(request, KeyParams)
     principal = request[PRINCIPAL]
     accounts = _accounts(request)
     permissions = _key_permissions(accounts, params) or frozenset()
     owner = check_user(params.owner) if params.owner else (principal.owner or principal.user)
+    _may_manage_keys(request, owner)
     if not accounts.exists(owner):
         raise ValidatorError(f"The argument {owner[:64]!r} is not a valid owner")
     _no_escalation(principal, permissions)
@@ -468,13 +496,11 @@ def _key_id(params: "KeyParams | KeyQuery") -> str:
 
 
 @routes.post("/auth/keys/set_params")
-@requires(Permission.ADMIN, audit="auth.keys.set_params")
+@requires(Access.AUTHENTICATED, audit="auth.keys.set_params")
 async def set_key_params(request: web.Request) -> web.Response:
     params = await read_params(request, KeyParams)
     manager = request.app[AUTH]
-    key = manager.keys.get(_key_id(params))
-    if key is None:
-        raise NotFoundError("No such API key")
+    key = _owned_key(request, _key_id(params))
     permissions = _key_permissions(_accounts(request), params)
     if permissions is not None:
         _no_escalation(request[PRINCIPAL], permissions)
@@ -503,19 +529,19 @@ class KeyQuery(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @routes.post("/auth/keys/rotate")
-@requires(Permission.ADMIN, audit="auth.keys.rotate")
+@requires(Access.AUTHENTICATED, audit="auth.keys.rotate")
 async def rotate_key(request: web.Request) -> web.Response:
     params = parse_params(request.query, KeyQuery)
-    key_id = _key_id(params)
+    key_id = _owned_key(request, _key_id(params)).id
     secret = request.app[AUTH].keys.rotate(key_id, params.grace)
     return json_response({"id": key_id, "secret": secret})
 
 
 @routes.post("/auth/keys/remove")
-@requires(Permission.ADMIN, audit="auth.keys.remove")
+@requires(Access.AUTHENTICATED, audit="auth.keys.remove")
 async def remove_key(request: web.Request) -> web.Response:
     params = parse_params(request.query, KeyQuery)
-    key = request.app[AUTH].keys.remove(_key_id(params))
+    key = request.app[AUTH].keys.remove(_owned_key(request, _key_id(params)).id)
     await end_sessions_of(request, key.id)
     await _rights_changed(request)
     return json_response({"id": key.id})

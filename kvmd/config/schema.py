@@ -94,6 +94,8 @@ class AuthConfig(Section, frozen=True):
     totp: TotpConfig = field(default_factory=TotpConfig)
     # The role of a user with no entry in `files.users`: `admin` behaves as PiKVM does.
     default_role: str = "admin"
+    # Users may create and manage API keys of their own, up to their own permissions.
+    self_keys: bool = False
     files: AuthFilesConfig = field(default_factory=AuthFilesConfig)
     lockout: LockoutConfig = field(default_factory=LockoutConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
