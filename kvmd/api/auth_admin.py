@@ -76,6 +76,10 @@ def _permissions(raw: Names) -> frozenset[Permission] | None:
         raise ValidatorError(f"The argument is not a valid permissions: {exc}") from None
 
 
+def _ordered(permissions: frozenset[Permission]) -> list[Permission]:
+    return [p for p in Permission if p in permissions]
+
+
 def _roles(accounts: Accounts, raw: Names) -> list[str] | None:
     roles = as_list(raw)
     for role in roles or []:
@@ -323,7 +327,7 @@ async def create_role(request: web.Request) -> web.Response:
     if accounts.has_role(name):
         raise AlreadyExistsError(f"Role {name!r} exists")
     _no_escalation(request[PRINCIPAL], permissions)
-    accounts.set_role(name, RoleEntry(permissions=sorted(permissions), note=params.note or ""))
+    accounts.set_role(name, RoleEntry(permissions=_ordered(permissions), note=params.note or ""))
     return json_response({"name": name})
 
 
@@ -339,7 +343,7 @@ async def set_role_params(request: web.Request) -> web.Response:
         audit_args(request, {"name": name, "permissions": sorted_names(permissions)})
         _no_escalation(request[PRINCIPAL], permissions)
     new = RoleEntry(
-        permissions=sorted(permissions) if permissions is not None else old.permissions,
+        permissions=_ordered(permissions) if permissions is not None else old.permissions,
         note=params.note if params.note is not None else old.note,
     )
     _check_admins(accounts, lambda a: a.admins(role_change=(name, new)))
@@ -509,9 +513,7 @@ async def set_key_params(request: web.Request) -> web.Response:
     changed = msgspec.structs.replace(
         key,
         name=params.name if params.name is not None else key.name,
-        permissions=[p for p in Permission if p in permissions]
-        if permissions is not None
-        else key.permissions,
+        permissions=_ordered(permissions) if permissions is not None else key.permissions,
         read_only=params.read_only if params.read_only is not None else key.read_only,
         expires=expires if (params.expire, params.expires) != (None, None) else key.expires,
         allowed_nets=nets if nets is not None else key.allowed_nets,
