@@ -22,15 +22,21 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-testenv/run/htpasswd: | $(BIN)/.installed
-	mkdir -p testenv/run
-	printf 'admin\n' | $(BIN)/kvmd-htpasswd --file $@ set admin
+# The testenv users, password = name: admin, operator (role operator), viewer (role viewer).
+TESTENV_USERS := admin operator viewer
 
-run: $(BIN)/.installed testenv/run/htpasswd
+testenv/run/users.yaml: testenv/users.yaml | $(BIN)/.installed
+	mkdir -p testenv/run
+	for user in $(TESTENV_USERS); do \
+		printf '%s\n' $$user | $(BIN)/kvmd-htpasswd --file testenv/run/htpasswd set $$user; \
+	done
+	cp testenv/users.yaml $@
+
+run: $(BIN)/.installed testenv/run/users.yaml
 	printf 'kvmd:\n  server:\n    port: %s\n' '$(PORT)' > testenv/run/override.yaml
 	@echo
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/api/info"
-	@echo "  user: admin   password: admin   (testenv only)"
+	@echo "  users (password = name, testenv only): admin, operator, viewer (view only)"
 	@echo
 	@# The simulated target: its USB host takes the keyboard and mouse reports and types
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
@@ -62,7 +68,7 @@ pytest: $(BIN)/.installed
 
 test: lint typecheck pytest
 
-bench: $(BIN)/.installed testenv/run/htpasswd
+bench: $(BIN)/.installed testenv/run/users.yaml
 	$(BIN)/python -m bench
 
 clean:

@@ -185,3 +185,41 @@ def test_sigterm_exits_cleanly_without_orphans(daemon: Daemon) -> None:
         if int(fields[2]) == pgid:  # field 5 of stat: the process group
             leftovers.append(stat.parent.name)
     assert leftovers == [], f"processes left in kvmd's group: {leftovers}"
+
+
+def test_apikey_cli_key_works_with_curl_on_the_running_daemon(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    cli = str(Path(sys.executable).parent / "kvmd-apikey")
+    args = ["--main-config", str(tmp_path / "main.yaml"), "--override-dir", str(tmp_path / "x.d")]
+    args += ["--override-config", str(tmp_path / "x.yaml")]
+    created = subprocess.run(
+        [cli, *args, "create", "--name", "ci", "--permissions", "atx", "--read-only"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (key_id, secret) = created.stdout.split()
+    assert secret not in (tmp_path / "apikeys.json").read_text()
+    time.sleep(1.2)  # the daemon looks at the file at most once a second
+    url = f"{daemon.url}/api/auth/check"
+    for auth in (["-u", f"{key_id}:{secret}"], ["-H", f"Authorization: Bearer {key_id}.{secret}"]):
+        body = json.loads(daemon.curl(*auth, url).stdout)
+        assert body["result"]["user"] == key_id
+        assert body["result"]["permissions"] == ["state", "atx"]
+    denied = daemon.curl("-u", f"{key_id}:{secret}", "-X", "POST", f"{daemon.url}/api/atx/click")
+    assert '"error": "ReadOnlyError"' in denied.stdout
+    listed = subprocess.run([cli, *args, "list"], capture_output=True, text=True, check=True)
+    assert listed.stdout.startswith(f"{key_id}\tadmin\tatx\tro\tenabled\texpires=never\tci")
+    subprocess.run([cli, *args, "remove", key_id], check=True)
+    time.sleep(1.2)
+    assert '"ForbiddenError"' in daemon.curl("-u", f"{key_id}:{secret}", url).stdout
+    # The log holds the key's id but never its secret.
+    log = daemon.curl("-u", "admin:admin", f"{daemon.url}/api/log").stdout
+    assert f"[{key_id} (basic) / 127.0.0.1]" in log
+    assert secret not in log
+    bad = subprocess.run([cli, *args, "rotate", "nope"], capture_output=True, text=True)
+    assert (bad.returncode, bad.stderr) == (
+        1,
+        "kvmd-apikey: invalid key id 'nope': it looks like _key.<12 of a-z2-7>\n",
+    )

@@ -3,6 +3,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,7 +75,12 @@ def machine(short_dir: Path) -> Iterator[Path]:
 @pytest.fixture
 def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Path) -> Iterator[str]:
     port = free_port()
-    (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+    # The users `make run` ships, from the testenv's own users.yaml.
+    users = ("admin", "operator", "viewer")
+    (tmp_path / "htpasswd").write_text(
+        "".join(f"{u}:{bcrypt.using(rounds=4).hash(u)}\n" for u in users)
+    )
+    shutil.copy(REPO / "testenv" / "users.yaml", tmp_path / "users.yaml")
     config = yaml.safe_load((REPO / "testenv" / "kvmd.yaml").read_text())
     # The simulated streamer shows this test's screen, not the one `make run` writes.
     cmd = [
@@ -85,7 +91,15 @@ def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Pat
     override = {
         "kvmd": {
             "server": {"port": port, "unix": str(tmp_path / "kvmd.sock")},
-            "auth": {"internal": {"file": str(tmp_path / "htpasswd")}},
+            "auth": {
+                "internal": {"file": str(tmp_path / "htpasswd")},
+                "files": {
+                    "users": str(tmp_path / "users.yaml"),
+                    "roles": str(tmp_path / "roles.yaml"),
+                    "keys": str(tmp_path / "apikeys.json"),
+                },
+            },
+            "audit": {"file": str(tmp_path / "audit.log")},
             "streamer": {
                 "type": "ustreamer",
                 "unix": str(tmp_path / "us.sock"),
@@ -218,7 +232,24 @@ def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machin
         # The initial burst ends with `clients`; the click comes after it.
         while json.loads(ws.stdout.readline())["event_type"] != "clients":
             pass
-        clicked = curl("-u", "admin:admin", "-X", "POST", f"{url}/api/atx/click?button=power")
+        # The testenv's viewer is view only; its operator may press the button.
+        denied = subprocess.run(
+            [
+                "curl",
+                "-s",
+                "-u",
+                "viewer:viewer",
+                "-X",
+                "POST",
+                f"{url}/api/atx/click?button=power",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        assert json.loads(denied.stdout)["result"]["error"] == "PermissionDeniedError"
+        clicked = curl("-u", "operator:operator", "-X", "POST", f"{url}/api/atx/click?button=power")
         assert json.loads(clicked.stdout) == {"ok": True, "result": {}}
         while True:
             event = json.loads(ws.stdout.readline())
@@ -231,6 +262,13 @@ def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machin
     atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
     assert atx["leds"]["power"] is True
     assert machine.read_text().startswith("target power on, hdd ")
+    audit = curl("-u", "admin:admin", f"{url}/api/audit").stdout.decode().splitlines()
+    click = json.loads(next(line for line in audit if '"atx.click"' in line))
+    assert (click["principal"], click["args"], click["result"]) == (
+        "operator",
+        {"button": "power"},
+        "ok",
+    )
 
 
 def test_virtual_media_as_the_readme_shows(testenv_daemon: str, tmp_path: Path) -> None:
