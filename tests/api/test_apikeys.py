@@ -9,6 +9,7 @@ import asyncio
 import json
 import re
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -258,7 +259,7 @@ async def test_key_websocket_is_view_only_when_read_only(env):
     (client, _, _) = env
     (key, secret) = await create(client, permissions=["hid", "video"], read_only=True)
     ws = await client.ws_connect("/api/ws?stream=0", headers=xhdr(key["id"], secret))
-    events = []
+    events: list[dict[str, Any]] = []
     while not any(e["event_type"] == "session" for e in events):
         events.append(await ws.receive_json(timeout=2))
     assert events[-1]["event"]["access"] == "view"

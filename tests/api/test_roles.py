@@ -219,5 +219,5 @@ async def test_file_edits_reach_open_websockets(make_client, make_config, tmp_pa
     while event["event_type"] != "session":
         event = await ws.receive_json(timeout=5)
     assert event["event"]["access"] == "control"
-    assert Permission.HID in deps.auth.accounts.rights("viewer").permissions  # type: ignore[union-attr]
+    assert Permission.HID in deps.auth.accounts.rights("viewer").permissions
     await ws.close()

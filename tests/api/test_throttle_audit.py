@@ -99,7 +99,7 @@ async def audit_records(client, query=""):
 
 
 async def test_audit_records_who_did_what_from_where(env):
-    (client, deps, tmp) = env
+    (client, _, tmp) = env
     await client.post("/api/auth/login", data={"user": "operator", "passwd": "operator"})
     await client.post("/api/atx/click?button=power")  # ATX is off: recorded as failed
     await client.post("/api/auth/logout")

@@ -12,7 +12,7 @@ from tests.conftest import ADMIN
 @pytest.fixture
 async def env(make_client, make_config, tmp_path):
     write_users(tmp_path)
-    (client, deps) = await make_client(make_config())
+    (client, _) = await make_client(make_config())
     return (client, tmp_path)
 
 
@@ -112,9 +112,9 @@ async def test_remove_with_live_sessions_needs_force(env):
 
 
 async def test_set_passwd_own_needs_old_admin_does_not(env):
-    (client, tmp) = env
+    (client, _) = env
     viewer = xhdr("viewer")
-    (status, result) = await post(
+    (status, _) = await post(
         client, "/api/auth/users/set_passwd", headers=viewer, passwd="newpass", old_passwd="wrong"
     )
     assert status == 403
