@@ -34,6 +34,7 @@ TARGETS = {
     "idle_rss_mb": 45.0,
     "move_lag_ms": 20.0,
     "upload_vs_dd": 0.85,
+    "permission_overhead": 0.05,
 }
 
 
@@ -117,7 +118,13 @@ def rss_mb(pid: int) -> float:
 
 
 async def throughput(
-    url: str, *, headers: dict[str, str], cookies: dict[str, str], seconds: float, limit: int
+    url: str,
+    *,
+    headers: dict[str, str],
+    cookies: dict[str, str],
+    seconds: float,
+    limit: int,
+    count: list[int] | None = None,
 ) -> float:
     done = 0
     deadline = time.monotonic() + seconds
@@ -135,6 +142,8 @@ async def throughput(
     async with aiohttp.ClientSession(connector=connector, cookies=cookies) as session:
         started = time.monotonic()
         await asyncio.gather(*(worker(session) for _ in range(16)))
+        if count is not None:
+            count.append(done)
         return done / (time.monotonic() - started)
 
 
@@ -177,6 +186,78 @@ async def bench_daemon(tmp: Path) -> dict[str, float]:
         "cookie_rps": max(cookie_runs),
         "header_rps": max(header_runs),
     }
+
+
+async def bench_permissions(tmp: Path, rounds: int = 12) -> dict[str, Any]:
+    """Header-auth /api/auth/check with and without the security model, interleaved."""
+    servers = {}
+    urls = {}
+    try:
+        for mode in ("full", "bare"):
+            folder = tmp / f"perm-{mode}"
+            folder.mkdir()
+            port = free_port()
+            config = write_config(folder, port)
+            # Rights come from a users file, as on a device with roles.
+            (folder / "users.yaml").write_text("viewer: {roles: [viewer]}\n")
+            data = json.loads(config.read_text())
+            data["kvmd"]["auth"]["files"] = {
+                "users": str(folder / "users.yaml"),
+                "roles": str(folder / "roles.yaml"),
+                "keys": str(folder / "keys.json"),
+            }
+            data["kvmd"]["audit"] = {"file": str(folder / "audit.log")}
+            config.write_text(json.dumps(data))
+            servers[mode] = subprocess.Popen(
+                [sys.executable, "-m", "bench.auth_server", str(config), mode],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert servers[mode].stdout is not None
+            assert servers[mode].stdout.readline().strip() == "ready"
+            urls[mode] = f"http://127.0.0.1:{port}"
+            await throughput(urls[mode], headers=ADMIN, cookies={}, seconds=1, limit=500)
+        runs: dict[str, list[float]] = {"full": [], "bare": []}
+        cpu: dict[str, list[float]] = {"full": [], "bare": []}
+        for _ in range(rounds):
+            for mode in ("bare", "full"):
+                before = cpu_seconds(servers[mode].pid)
+                stats: list[int] = []
+                rps = await throughput(
+                    urls[mode], headers=ADMIN, cookies={}, seconds=1.5, limit=20_000, count=stats
+                )
+                runs[mode].append(rps)
+                # The server's own CPU per request: what bounds throughput on a busy Pi,
+                # and far steadier here than wall-clock rates shared with the client.
+                cpu[mode].append((cpu_seconds(servers[mode].pid) - before) / stats[0] * 1e6)
+    finally:
+        for proc in servers.values():
+            proc.terminate()
+            proc.wait(10)
+    (full, bare) = (statistics.median(runs["full"]), statistics.median(runs["bare"]))
+    (full_us, bare_us) = (statistics.median(cpu["full"]), statistics.median(cpu["bare"]))
+    # Each round measures both back to back, so drift of the machine cancels in its ratio.
+    paired = statistics.median(f / b for (f, b) in zip(cpu["full"], cpu["bare"], strict=True))
+    return {
+        "perm_full_rps": full,
+        "perm_bare_rps": bare,
+        "perm_full_cpu_us": full_us,
+        "perm_bare_cpu_us": bare_us,
+        "perm_overhead": paired - 1,
+        "perm_runs": {mode: [round(r) for r in values] for (mode, values) in cpu.items()},
+    }
+
+
+def print_permissions(results: dict[str, Any]) -> None:
+    print(
+        f"  GET /api/auth/check, header auth: daemon CPU per request with the security model"
+        f" {results['perm_full_cpu_us']:.0f} us, without {results['perm_bare_cpu_us']:.0f} us"
+        f"; median of the paired rounds {results['perm_overhead']:+.1%}"
+        f" (target < {TARGETS['permission_overhead']:.0%}); throughput"
+        f" {results['perm_full_rps']:.0f} vs {results['perm_bare_rps']:.0f} req/s;"
+        f" CPU us per round {results['perm_runs']}"
+    )
 
 
 async def bench_fanout(
@@ -376,8 +457,13 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             print_msd(await bench_msd(Path(tmp)))
         return
+    if sys.argv[1:] == ["auth"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_permissions(await bench_permissions(Path(tmp)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, Any] = await bench_daemon(Path(tmp))
+        results |= await bench_permissions(Path(tmp))
         results |= await bench_fanout(Path(tmp))
         results |= await bench_streamer(Path(tmp))
         results |= await bench_input(Path(tmp))
@@ -391,6 +477,7 @@ async def main() -> None:
         f"  GET /api/auth/check, header auth (bcrypt):{results['header_rps']:8.0f} req/s"
         f"  = {ratio:.0%} of cookie (target >= {TARGETS['header_vs_cookie']:.0%})"
     )
+    print_permissions(results)
     print(
         f"  ws fan-out to 100 clients, {results['fanout_deliveries']:.0f} deliveries:"
         f" p50 {results['fanout_p50_ms']:.2f} ms, p99 {results['fanout_p99_ms']:.2f} ms,"

@@ -66,6 +66,7 @@ class AuthManager:
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, _Verified] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        self._principals: dict[tuple[str, Via, str], tuple[int, Principal]] = {}
         # user -> (UNIX time, address) of the last login, for the users listing.
         self.last_logins: dict[str, tuple[float, str]] = {}
 
@@ -164,10 +165,16 @@ class AuthManager:
     # --- principals ----------------------------------------------------------------
 
     def user_principal(self, user: str, via: Via, session: str) -> Principal:
+        # Principals are immutable: scripts hammering with the same credentials share one
+        # until anyone's rights change.
+        key = (user, via, session)
+        cached = self._principals.get(key)
+        if cached is not None and cached[0] == self.accounts.generation:
+            return cached[1]
         rights = self.accounts.rights(user)
         if rights is None:  # removed or disabled since the password was checked
             raise ForbiddenError
-        return Principal(
+        principal = Principal(
             user=user,
             via=via,
             kind=Kind.USER,
@@ -177,6 +184,10 @@ class AuthManager:
             session=session,
             must_change_passwd=rights.must_change_passwd,
         )
+        if len(self._principals) >= _CACHE_LIMIT:
+            self._principals.clear()
+        self._principals[key] = (self.accounts.generation, principal)
+        return principal
 
     def _key_principal(self, key: ApiKey, via: Via, session: str) -> Principal:
         # A key never holds more than its owner holds now (SECURITY.md §A).

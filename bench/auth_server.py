@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The real kvmd app for the permission-check benchmark, in one of two modes.
+
+`full` is kvmd as shipped. `bare` takes out what the security model adds to a request
+(throttling, rights resolution, the read-only guard and the permission check): what the
+daemon did before, when every user could do everything. The difference is its cost.
+"""
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+import kvmd.server.auth
+from kvmd.app import build, runner_options, start
+from kvmd.auth.manager import AuthManager
+from kvmd.auth.principal import Principal, Via
+from kvmd.config.load import load_files
+from kvmd.errors import ForbiddenError
+from kvmd.logs import LogRing
+from kvmd.server.web import make_app
+
+
+async def _bare_verify(
+    self: AuthManager, user: str, passwd: str, *, via: Via, remote: str
+) -> Principal:
+    if await self.check_password(user, passwd):
+        return Principal(user=user, via=via)
+    raise ForbiddenError
+
+
+def strip_security() -> None:
+    AuthManager.verify = _bare_verify  # type: ignore[method-assign]
+    kvmd.server.auth._check_rights = lambda request, principal, rule: None
+
+
+async def main(config_path: str, mode: str) -> None:
+    if mode == "bare":
+        strip_security()
+    config = load_files([Path(config_path)])
+    deps = build(config, LogRing(1000))
+    async with contextlib.AsyncExitStack() as stack:
+        for loop in await start(deps, stack):
+            loop.close()
+        runner = web.AppRunner(make_app(deps), **runner_options(config))
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        await web.TCPSite(runner, "127.0.0.1", config.kvmd.server.port).start()
+        print("ready", flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2]))
