@@ -208,14 +208,15 @@ async def bench_permissions(tmp: Path, rounds: int = 12) -> dict[str, Any]:
             }
             data["kvmd"]["audit"] = {"file": str(folder / "audit.log")}
             config.write_text(json.dumps(data))
-            servers[mode] = subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.auth_server", str(config), mode],
                 cwd=REPO,
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            assert servers[mode].stdout is not None
-            assert servers[mode].stdout.readline().strip() == "ready"
+            servers[mode] = proc
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
             urls[mode] = f"http://127.0.0.1:{port}"
             await throughput(urls[mode], headers=ADMIN, cookies={}, seconds=1, limit=500)
         runs: dict[str, list[float]] = {"full": [], "bare": []}
