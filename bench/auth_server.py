@@ -7,20 +7,13 @@ daemon did before, when every user could do everything. The difference is its co
 """
 
 import asyncio
-import contextlib
 import sys
-from pathlib import Path
-
-from aiohttp import web
 
 import kvmd.server.auth
-from kvmd.app import build, runner_options, start
+from bench.fanout_server import serving
 from kvmd.auth.manager import AuthManager
 from kvmd.auth.principal import Principal, Via
-from kvmd.config.load import load_files
 from kvmd.errors import ForbiddenError
-from kvmd.logs import LogRing
-from kvmd.server.web import make_app
 
 
 async def _bare_verify(
@@ -39,16 +32,7 @@ def strip_security() -> None:
 async def main(config_path: str, mode: str) -> None:
     if mode == "bare":
         strip_security()
-    config = load_files([Path(config_path)])
-    deps = build(config, LogRing(1000))
-    async with contextlib.AsyncExitStack() as stack:
-        for loop in await start(deps, stack):
-            loop.close()
-        runner = web.AppRunner(make_app(deps), **runner_options(config))
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        await web.TCPSite(runner, "127.0.0.1", config.kvmd.server.port).start()
-        print("ready", flush=True)
+    async with serving(config_path):
         await asyncio.Event().wait()
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -16,10 +17,12 @@ from kvmd.bus import Topic
 from kvmd.config.load import load_files
 from kvmd.info.state import InfoState
 from kvmd.logs import LogRing
-from kvmd.server.web import make_app
+from kvmd.server.web import Deps, make_app
 
 
-async def main(config_path: str, clients: int, count: int, interval: float) -> None:
+@contextlib.asynccontextmanager
+async def serving(config_path: str) -> AsyncIterator[Deps]:
+    """The app of `config_path` on its TCP port, without the periodic loops; prints `ready`."""
     config = load_files([Path(config_path)])
     deps = build(config, LogRing(1000))
     async with contextlib.AsyncExitStack() as stack:
@@ -30,6 +33,11 @@ async def main(config_path: str, clients: int, count: int, interval: float) -> N
         stack.push_async_callback(runner.cleanup)
         await web.TCPSite(runner, "127.0.0.1", config.kvmd.server.port).start()
         print("ready", flush=True)
+        yield deps
+
+
+async def main(config_path: str, clients: int, count: int, interval: float) -> None:
+    async with serving(config_path) as deps:
         while deps.bus.subscribers < clients:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # let the initial bursts drain
