@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from kvmd.auth.audit import AuditLog
+from kvmd.auth.files import optional_path
 from kvmd.auth.manager import AuthManager
 from kvmd.bus import Bus, Topic
 from kvmd.config.schema import Config
@@ -40,7 +41,7 @@ def build(config: Config, ring: LogRing) -> Deps:
     streamer = make_streamer(kvmd.streamer, bus)
     auth = AuthManager(kvmd.auth)
     audit = AuditLog(
-        Path(kvmd.audit.file) if kvmd.audit.file else None,
+        optional_path(kvmd.audit.file),
         max_size=kvmd.audit.max_size,
         backups=kvmd.audit.backups,
     )

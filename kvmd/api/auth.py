@@ -7,15 +7,13 @@ import msgspec
 from aiohttp import web
 
 from kvmd.auth.principal import (
-    NO_PERMISSIONS,
     Access,
-    Kind,
     Permission,
     Principal,
     Via,
+    claimed,
     sorted_names,
 )
-from kvmd.auth.rules import KEY_PREFIX
 from kvmd.auth.sessions import Session
 from kvmd.errors import NotFoundError, OperationError, PermissionDeniedError, ValidatorError
 from kvmd.server.auth import (
@@ -54,8 +52,7 @@ async def login(request: web.Request) -> web.Response:
         return json_response({})
     request[AUTH_LABEL] = f"{user} (login)"
     # The trail names who tried, whether or not the password was right.
-    kind = Kind.KEY if user.startswith(KEY_PREFIX) else Kind.USER
-    request[PRINCIPAL] = Principal(user, Via.TOKEN, kind, permissions=NO_PERMISSIONS)
+    request[PRINCIPAL] = claimed(user, Via.TOKEN)
     remote = remote_of(request)
     principal = await manager.verify(user, passwd, via=Via.TOKEN, remote=remote)
     agent = request.headers.get("User-Agent", "")

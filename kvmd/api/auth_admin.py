@@ -8,7 +8,6 @@ removed, disabled or demoted.
 import datetime
 import re
 import time
-from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -25,6 +24,7 @@ from kvmd.auth.principal import (
     Principal,
     Via,
     effective,
+    ordered,
     parse_permissions,
     sorted_names,
 )
@@ -76,10 +76,6 @@ def _permissions(raw: Names) -> frozenset[Permission] | None:
         raise ValidatorError(f"The argument is not a valid permissions: {exc}") from None
 
 
-def _ordered(permissions: frozenset[Permission]) -> list[Permission]:
-    return [p for p in Permission if p in permissions]
-
-
 def _roles(accounts: Accounts, raw: Names) -> list[str] | None:
     roles = as_list(raw)
     for role in roles or []:
@@ -88,8 +84,9 @@ def _roles(accounts: Accounts, raw: Names) -> list[str] | None:
     return roles
 
 
-def _check_admins(accounts: Accounts, admins: Callable[[Accounts], list[str]]) -> None:
-    if not admins(accounts):
+def _require_admins(admins: list[str]) -> None:
+    """The admins a change would leave: none is refused."""
+    if not admins:
         raise LastAdminError
 
 
@@ -210,8 +207,8 @@ async def set_user_params(request: web.Request) -> web.Response:
         ),
         note=params.note if params.note is not None else old.note,
     )
-    if accounts.is_admin(user) and not accounts.is_admin_with(user, new):
-        _check_admins(accounts, lambda a: a.admins(without=user))
+    if accounts.is_admin(user):
+        _require_admins(accounts.admins(user=(user, new)))
     accounts.set_entry(user, new)
     if new.disabled and not old.disabled:
         await end_sessions_of(request, user)
@@ -269,7 +266,7 @@ async def remove_user(request: web.Request) -> web.Response:
     accounts = _accounts(request)
     user = _existing_user(accounts, params.user)
     if accounts.is_admin(user):
-        _check_admins(accounts, lambda a: a.admins(without=user))
+        _require_admins(accounts.admins(user=(user, None)))
     live = [s for s in list_sessions(request, request[PRINCIPAL]) if s["user"] == user]
     if live and not params.force:
         raise InUseError(f"User {user!r} has {len(live)} live sessions; force=1 ends them")
@@ -327,7 +324,7 @@ async def create_role(request: web.Request) -> web.Response:
     if accounts.has_role(name):
         raise AlreadyExistsError(f"Role {name!r} exists")
     _no_escalation(request[PRINCIPAL], permissions)
-    accounts.set_role(name, RoleEntry(permissions=_ordered(permissions), note=params.note or ""))
+    accounts.set_role(name, RoleEntry(permissions=ordered(permissions), note=params.note or ""))
     return json_response({"name": name})
 
 
@@ -343,10 +340,10 @@ async def set_role_params(request: web.Request) -> web.Response:
         audit_args(request, {"name": name, "permissions": sorted_names(permissions)})
         _no_escalation(request[PRINCIPAL], permissions)
     new = RoleEntry(
-        permissions=_ordered(permissions) if permissions is not None else old.permissions,
+        permissions=ordered(permissions) if permissions is not None else old.permissions,
         note=params.note if params.note is not None else old.note,
     )
-    _check_admins(accounts, lambda a: a.admins(role_change=(name, new)))
+    _require_admins(accounts.admins(role=(name, new)))
     accounts.set_role(name, new)
     await _rights_changed(request)
     return json_response({"name": name})
@@ -362,6 +359,8 @@ async def remove_role(request: web.Request) -> web.Response:
     params = parse_params(request.query, RoleQuery)
     accounts = _accounts(request)
     name = _custom_role(accounts, params.name)
+    if name == accounts.default_role:
+        raise InUseError(f"Role {name!r} is auth.default_role")
     users = accounts.role_users(name)
     if users:
         raise InUseError(f"Role {name!r} is held by: {', '.join(users[:10])}")
@@ -513,7 +512,7 @@ async def set_key_params(request: web.Request) -> web.Response:
     changed = msgspec.structs.replace(
         key,
         name=params.name if params.name is not None else key.name,
-        permissions=_ordered(permissions) if permissions is not None else key.permissions,
+        permissions=ordered(permissions) if permissions is not None else key.permissions,
         read_only=params.read_only if params.read_only is not None else key.read_only,
         expires=expires if (params.expire, params.expires) != (None, None) else key.expires,
         allowed_nets=nets if nets is not None else key.allowed_nets,

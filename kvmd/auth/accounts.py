@@ -11,7 +11,6 @@ back to an empty users.yaml would turn every viewer into `auth.default_role`.
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -78,7 +77,6 @@ class Accounts:
         self._roles: dict[str, RoleEntry] = {}
         self._rights: dict[str, UserRights | None] = {}
         self.generation = 0  # bumped whenever anyone's rights may have changed
-        self._checked = 0.0
         self.reload(strict=True)
 
     @property
@@ -89,7 +87,6 @@ class Accounts:
 
     def reload(self, *, strict: bool = False) -> bool:
         """Re-read the files that changed; True if any did. `strict` raises on a bad file."""
-        self._checked = time.monotonic()
         changed = False
         path = self._htpasswd.path
         sig = signature(path)
@@ -107,12 +104,6 @@ class Accounts:
             self._rights = {}
             self.generation += 1
         return changed
-
-    def maybe_reload(self, interval: float = 1.0) -> bool:
-        """`reload`, at most once per `interval`: one stat per file, not per request."""
-        if time.monotonic() - self._checked < interval:
-            return False
-        return self.reload()
 
     def _reload_yaml(self, which: str, *, strict: bool) -> bool:
         path = self._users_path if which == "users" else self._roles_path
@@ -170,10 +161,7 @@ class Accounts:
     def _entry_permissions(
         self, entry: UserEntry, roles: dict[str, RoleEntry]
     ) -> frozenset[Permission]:
-        granted: set[Permission] = set()
-        for role in self._roles_of(entry):
-            granted |= self.role_permissions(role, roles)
-        return effective(granted)
+        return self.permissions_with(self._roles_of(entry), roles)
 
     def role_permissions(
         self, role: str, roles: dict[str, RoleEntry] | None = None
@@ -184,10 +172,13 @@ class Accounts:
         custom = (self._roles if roles is None else roles).get(role)
         return frozenset(custom.permissions) if custom is not None else NO_PERMISSIONS
 
-    def permissions_with(self, roles: Iterable[str]) -> frozenset[Permission]:
+    def permissions_with(
+        self, names: Iterable[str], roles: dict[str, RoleEntry] | None = None
+    ) -> frozenset[Permission]:
+        """What holding the roles `names` grants (with `roles` instead of the current ones)."""
         granted: set[Permission] = set()
-        for role in roles:
-            granted |= self.role_permissions(role)
+        for name in names:
+            granted |= self.role_permissions(name, roles)
         return effective(granted)
 
     def users(self) -> list[tuple[str, UserEntry]]:
@@ -215,34 +206,40 @@ class Accounts:
     def custom_role(self, role: str) -> RoleEntry:
         return self._roles[role]
 
+    @property
+    def default_role(self) -> str:
+        return self._default_role
+
     def role_users(self, role: str) -> list[str]:
-        held = [user for (user, entry) in self.users() if role in self._roles_of(entry)]
-        return held + (["(auth.default_role)"] if role == self._default_role else [])
+        return [user for (user, entry) in self.users() if role in self._roles_of(entry)]
 
     def is_admin(self, user: str) -> bool:
         rights = self.rights(user)
         return rights is not None and Permission.ADMIN in rights.permissions
 
-    def is_admin_with(self, user: str, entry: UserEntry) -> bool:
-        """Whether `user` would hold `admin` with `entry` instead of the current one."""
-        return (
-            user in self._known
-            and not entry.disabled
-            and Permission.ADMIN in self._entry_permissions(entry, self._roles)
-        )
-
     def admins(
-        self, *, without: str = "", role_change: tuple[str, RoleEntry] | None = None
+        self,
+        *,
+        user: tuple[str, UserEntry | None] | None = None,
+        role: tuple[str, RoleEntry] | None = None,
     ) -> list[str]:
-        """Enabled users holding `admin`, leaving out `without`, after a role change."""
-        roles = dict(self._roles)
-        if role_change is not None:
-            roles[role_change[0]] = role_change[1]
+        """Enabled users holding `admin`, as they would be after one change.
+
+        `user` gives a user a new entry (None: the user is removed); `role` redefines a role.
+        """
+        (users, roles) = (dict(self._users), dict(self._roles))
+        known = set(self._known)
+        if user is not None:
+            if user[1] is None:
+                known.discard(user[0])
+            else:
+                users[user[0]] = user[1]
+        if role is not None:
+            roles[role[0]] = role[1]
         return [
-            user
-            for (user, entry) in self.users()
-            if user != without
-            and not entry.disabled
+            name
+            for name in sorted(known)
+            if not (entry := users.get(name, UserEntry())).disabled
             and Permission.ADMIN in self._entry_permissions(entry, roles)
         ]
 

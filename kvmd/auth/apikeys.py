@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 
 from kvmd.auth.files import FileSignature, atomic_write, signature
-from kvmd.auth.principal import Permission
+from kvmd.auth.principal import Permission, ordered
 from kvmd.errors import ConfigError, ForbiddenError, NotFoundError, OperationError
 
 logger = logging.getLogger(__name__)
@@ -107,11 +107,9 @@ class ApiKeys:
         self._signature: FileSignature | tuple[()] | None = ()
         self._keys: dict[str, ApiKey] = {}
         self.generation = 0
-        self._checked = 0.0
         self.reload(strict=True)
 
     def reload(self, *, strict: bool = False) -> bool:
-        self._checked = time.monotonic()
         if self._path is None:
             return False
         sig = signature(self._path)
@@ -132,11 +130,6 @@ class ApiKeys:
         self._keys = {key.id: key for key in keys}
         self.generation += 1
         return True
-
-    def maybe_reload(self, interval: float = 1.0) -> bool:
-        if time.monotonic() - self._checked < interval:
-            return False
-        return self.reload()
 
     def get(self, key_id: str) -> ApiKey | None:
         return self._keys.get(key_id)
@@ -183,7 +176,7 @@ class ApiKeys:
             id=new_key_id(),
             name=name,
             owner=owner,
-            permissions=[p for p in Permission if p in permissions],
+            permissions=ordered(permissions),
             read_only=read_only,
             created=time.time(),
             expires=expires,

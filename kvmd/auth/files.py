@@ -9,6 +9,11 @@ from pathlib import Path
 FileSignature = tuple[int, int, int, int]
 
 
+def optional_path(raw: str) -> Path | None:
+    """A configured path; the empty string means the feature is off."""
+    return Path(raw) if raw else None
+
+
 def signature(path: Path) -> FileSignature | None:
     """Cheap identity of the file's current content (one stat); None if it is missing."""
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from kvmd.auth.accounts import Accounts
 from kvmd.auth.apikeys import ApiKey, ApiKeys
-from kvmd.auth.files import FileSignature
-from kvmd.auth.principal import NO_PERMISSIONS, Kind, Permission, Principal, Via, effective
+from kvmd.auth.files import FileSignature, optional_path
+from kvmd.auth.principal import Kind, Principal, Via, effective
 from kvmd.auth.rules import KEY_PREFIX
 from kvmd.auth.sessions import Session, Sessions
 from kvmd.auth.throttle import Throttle
@@ -25,16 +25,13 @@ logger = logging.getLogger(__name__)
 
 # Plenty for a KVM's handful of users and scripts; beyond it expired entries go first.
 _CACHE_LIMIT = 1024
+_REFRESH_INTERVAL = 1.0
 
 
 @dataclasses.dataclass(slots=True)
 class _Verified:
     signature: FileSignature | None
     expires: float
-
-
-def _path(raw: str) -> Path | None:
-    return Path(raw) if raw else None
 
 
 class AuthManager:
@@ -55,14 +52,17 @@ class AuthManager:
         self._config = config
         files = config.files
         self.accounts = Accounts(
-            Path(config.internal.file), _path(files.users), _path(files.roles), config.default_role
+            Path(config.internal.file),
+            optional_path(files.users),
+            optional_path(files.roles),
+            config.default_role,
         )
-        self.keys = ApiKeys(_path(files.keys))
+        self.keys = ApiKeys(optional_path(files.keys))
         self.sessions = Sessions(config.expire)
         self._by_address = Throttle(config.throttle.attempts, config.throttle.seconds)
         self._by_user = Throttle(config.lockout.attempts, config.lockout.minutes * 60)
-        secret_file = config.totp.secret.file
-        self._totp_path = Path(secret_file) if secret_file else None
+        self._totp_path = optional_path(config.totp.secret.file)
+        self._refreshed = 0.0
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, _Verified] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
@@ -76,9 +76,12 @@ class AuthManager:
         return self.accounts.generation + self.keys.generation
 
     def refresh(self) -> None:
-        """Pick up edits of the users, roles and keys files (at most one stat a second)."""
-        self.accounts.maybe_reload()
-        self.keys.maybe_reload()
+        """Pick up edits of the users, roles and keys files (one stat each a second at most)."""
+        now = time.monotonic()
+        if now - self._refreshed >= _REFRESH_INTERVAL:
+            self._refreshed = now
+            self.accounts.reload()
+            self.keys.reload()
 
     # --- credentials -----------------------------------------------------------------
 
@@ -211,14 +214,14 @@ class AuthManager:
         if session is None:
             raise ForbiddenError
         self.sessions.seen(session)
-        if session.kind is not Kind.KEY:
-            return self.user_principal(session.user, Via.TOKEN, session.id)
-        key = self.keys.get(session.user)
-        if key is None:
-            self.sessions.close(session)
-            raise ForbiddenError
-        self.keys.check_usable(key, remote or "unix", time.time())
-        return self._key_principal(key, Via.TOKEN, session.id)
+        try:
+            return self._principal_of(
+                session.kind, session.user, Via.TOKEN, session.id, remote or "unix"
+            )
+        except ForbiddenError:
+            if session.kind is Kind.KEY and self.keys.get(session.user) is None:
+                self.sessions.close(session)  # its key is gone for good
+            raise
 
     def reresolve(self, principal: Principal) -> Principal | None:
         """The principal's rights now, or None once it is revoked (websockets ask this)."""
@@ -227,19 +230,26 @@ class AuthManager:
         if principal.session and self.sessions.by_id(principal.session) is None:
             return None
         try:
-            if principal.kind is not Kind.KEY:
-                return self.user_principal(principal.user, principal.via, principal.session)
-            key = self.keys.get(principal.user)
-            if key is None:
-                return None
-            self.keys.check_usable(key, None, time.time())
-            return self._key_principal(key, principal.via, principal.session)
+            return self._principal_of(
+                principal.kind, principal.user, principal.via, principal.session, None
+            )
         except ForbiddenError:
             return None
 
-    def owner_permissions(self, user: str) -> frozenset[Permission]:
-        rights = self.accounts.rights(user)
-        return rights.permissions if rights is not None else NO_PERMISSIONS
+    def _principal_of(
+        self, kind: Kind, user: str, via: Via, session: str, remote: str | None
+    ) -> Principal:
+        """A user's or a stored key's principal now; ForbiddenError once it is revoked.
+
+        `remote` None skips `allowed_nets`: the address was checked when it connected.
+        """
+        if kind is not Kind.KEY:
+            return self.user_principal(user, via, session)
+        key = self.keys.get(user)
+        if key is None:
+            raise ForbiddenError
+        self.keys.check_usable(key, remote, time.time())
+        return self._key_principal(key, via, session)
 
     # --- sessions ------------------------------------------------------------------
 

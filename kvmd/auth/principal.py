@@ -4,7 +4,10 @@
 import dataclasses
 import enum
 import functools
+import time
 from collections.abc import Iterable
+
+from kvmd.auth.rules import KEY_PREFIX
 
 
 class Permission(enum.StrEnum):
@@ -45,15 +48,20 @@ def parse_permissions(names: Iterable[str]) -> frozenset[Permission]:
     return frozenset(out)
 
 
+def ordered(permissions: Iterable[Permission]) -> list[Permission]:
+    """In the table's order (state first, admin last), as the API lists and stores them."""
+    granted = frozenset(permissions)
+    return [p for p in Permission if p in granted]
+
+
 def sorted_names(permissions: Iterable[Permission]) -> list[str]:
-    """In the table's order (state first, admin last), as the API lists them."""
     return list(_sorted_names(frozenset(permissions)))
 
 
 @functools.cache
 def _sorted_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
     # At most 2**10 sets exist, and /api/auth/check lists one on every request.
-    return tuple(str(p) for p in Permission if p in permissions)
+    return tuple(str(p) for p in ordered(permissions))
 
 
 class Access(enum.Enum):
@@ -108,6 +116,11 @@ class Principal:
     def allows(self, permission: Permission) -> bool:
         return permission in self.permissions
 
+    def is_expired(self, now: float | None = None) -> bool:
+        if self.expires is None:
+            return False
+        return self.expires <= (time.time() if now is None else now)
+
     @property
     def may_input(self) -> bool:
         """Keyboard and mouse on the websocket: `hid` and not a read-only credential."""
@@ -119,6 +132,12 @@ class Principal:
         if self.may_input:
             return "control"
         return "view" if Permission.VIDEO in self.permissions else "state"
+
+
+def claimed(user: str, via: Via) -> Principal:
+    """Who a credential claims to be, before it is checked: for the audit trail only."""
+    kind = Kind.KEY if user.startswith(KEY_PREFIX) else Kind.USER
+    return Principal(user=user, via=via, kind=kind, permissions=NO_PERMISSIONS)
 
 
 # Who acts when authentication is switched off: everyone is admin, as on PiKVM.

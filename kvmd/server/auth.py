@@ -14,7 +14,15 @@ from typing import TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kvmd.auth.principal import NOBODY, Access, Kind, Permission, Principal, RouteAccess, Via
+from kvmd.auth.principal import (
+    NOBODY,
+    Access,
+    Permission,
+    Principal,
+    RouteAccess,
+    Via,
+    claimed,
+)
 from kvmd.auth.rules import KEY_PREFIX
 from kvmd.errors import (
     ForbiddenError,
@@ -140,10 +148,9 @@ async def _verify(request: web.Request, user: str, passwd: str, via: Via) -> Pri
     try:
         return await request.app[AUTH].verify(user, passwd, via=via, remote=remote)
     except (ForbiddenError, TooManyRequestsError) as exc:
-        kind = Kind.KEY if user.startswith(KEY_PREFIX) else Kind.USER
         request.app[AUDIT].record(
             principal=user,
-            kind=kind,
+            kind=claimed(user, via).kind,
             via=via,
             remote=remote,
             action="auth.denied",

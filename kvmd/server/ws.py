@@ -112,7 +112,6 @@ class WsHub:
             client.id = secrets.token_hex(8)
         self._clients.add(client)
         self._set_stream(client)
-        self._publish_clients()
         # Keys held by a client that vanished must not stay down on the target.
         self._release_hid()
         try:
@@ -121,10 +120,7 @@ class WsHub:
                 await _Reader(client, self._hid, self._audit).run()
                 writer.cancel()
         finally:
-            self._clients.discard(client)
-            client.wants_stream = False
-            self._set_stream(client)
-            self._publish_clients()
+            self._forget(client)
             self._release_hid()
 
     def _release_hid(self) -> None:
@@ -169,7 +165,7 @@ class WsHub:
         """Apply everyone's current rights: a new `session` event, or 4401 once revoked."""
         for client in list(self._clients):
             principal = self._auth.reresolve(client.principal)
-            if principal is None or _is_expired(principal):
+            if principal is None or principal.is_expired():
                 await self._close(client, b"Revoked")
             elif principal != client.principal:
                 client.principal = principal
@@ -184,10 +180,13 @@ class WsHub:
             await self._close(client, b"Session closed")
         return len(closing)
 
-    async def _close(self, client: WsClient, message: bytes) -> None:
+    def _forget(self, client: WsClient) -> None:
         self._clients.discard(client)
         client.wants_stream = False
         self._set_stream(client)
+
+    async def _close(self, client: WsClient, message: bytes) -> None:
+        self._forget(client)
         await client.ws.close(code=CLOSE_REVOKED, message=message)
 
     async def run(self) -> None:
@@ -197,7 +196,7 @@ class WsHub:
             await asyncio.sleep(_REFRESH_INTERVAL)
             self._auth.refresh()
             now = time.time()
-            expired = any(_is_expired(c.principal, now) for c in self._clients)
+            expired = any(c.principal.is_expired(now) for c in self._clients)
             if expired or generation != self._auth.generation:
                 generation = self._auth.generation
                 await self.refresh()
@@ -205,12 +204,6 @@ class WsHub:
     async def close_all(self) -> None:
         for client in list(self._clients):
             await client.ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
-
-
-def _is_expired(principal: Principal, now: float | None = None) -> bool:
-    if principal.expires is None:
-        return False
-    return principal.expires <= (time.time() if now is None else now)
 
 
 class _Reader:
@@ -252,7 +245,7 @@ class _Reader:
         # Checked on every message against the rights the hub keeps current, so a
         # demotion stops input at the next message (SECURITY.md §3.6).
         principal = self._client.principal
-        if not principal.may_input or _is_expired(principal):
+        if not principal.may_input or principal.is_expired():
             await self._drop_input(principal)
             return
         self._audit.count_hid(principal.user, principal.kind, principal.via, self._client.remote)

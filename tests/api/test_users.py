@@ -196,3 +196,14 @@ async def test_users_endpoints_need_admin(env):
     for path in ("/api/auth/users/create", "/api/auth/users/set_params", "/api/auth/users/remove"):
         response = await client.post(path, headers=xhdr("operator"))
         assert response.status == 403, path
+
+
+async def test_the_default_role_cannot_be_removed(make_client, make_config, tmp_path):
+    write_users(tmp_path, users={"admin": {"roles": ["admin"]}})
+    (client, _) = await make_client(make_config(kvmd={"auth": {"default_role": "power-only"}}))
+    response = await client.post("/api/auth/roles/remove?name=power-only", headers=ADMIN)
+    assert response.status == 409
+    assert (await response.json())["result"] == {
+        "error": "InUseError",
+        "error_msg": "Role 'power-only' is auth.default_role",
+    }
