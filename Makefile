@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
+# Where `make run` keeps its sockets, users and images; the UI tests give each run its own.
+RUN ?= testenv/run
 BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck pytest bench clean
 
 # System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
 # installed only where the command is missing.
-SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng
+SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng \
+	chromium=chromium
 
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do \
@@ -25,36 +28,38 @@ $(BIN)/.installed: pyproject.toml
 # The testenv users, password = name: admin, operator (role operator), viewer (role viewer).
 TESTENV_USERS := admin operator viewer
 
-testenv/run/users.yaml: testenv/users.yaml | $(BIN)/.installed
-	mkdir -p testenv/run
+$(RUN)/users.yaml: testenv/users.yaml | $(BIN)/.installed
+	mkdir -p $(RUN)
 	for user in $(TESTENV_USERS); do \
-		printf '%s\n' $$user | $(BIN)/kvmd-htpasswd --file testenv/run/htpasswd set $$user; \
+		printf '%s\n' $$user | $(BIN)/kvmd-htpasswd --file $(RUN)/htpasswd set $$user; \
 	done
 	cp testenv/users.yaml $@
 
-run: $(BIN)/.installed testenv/run/users.yaml
-	printf 'kvmd:\n  server:\n    port: %s\n' '$(PORT)' > testenv/run/override.yaml
+run: $(BIN)/.installed $(RUN)/users.yaml
+	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there.
+	sed 's#testenv/run/#$(RUN)/#g' testenv/kvmd.yaml > $(RUN)/kvmd.yaml
+	printf 'kvmd:\n  server:\n    port: %s\n' '$(PORT)' > $(RUN)/override.yaml
 	@echo
-	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/api/info"
+	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/"
 	@echo "  users (password = name, testenv only): admin, operator, viewer (view only)"
 	@echo
 	@# The simulated target: its USB host takes the keyboard and mouse reports and types
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
 	@# Both go away with kvmd.
-	rm -f testenv/run/gpiochip.sock
-	mkdir -p testenv/run/msd
-	$(BIN)/kvmd-otg --main-config testenv/kvmd.yaml --override-dir testenv/override.d \
-		--override-config testenv/run/override.yaml start
-	$(BIN)/python -m kvmd.sim.usbhost --keyboard testenv/run/hid-keyboard.sock \
-		--mouse testenv/run/hid-mouse.sock --mouse-alt testenv/run/hid-mouse-alt.sock \
-		--layout configs/keymaps/en-us --screen testenv/run/screen.txt & \
+	rm -f $(RUN)/gpiochip.sock
+	mkdir -p $(RUN)/msd
+	$(BIN)/kvmd-otg --main-config $(RUN)/kvmd.yaml --override-dir testenv/override.d \
+		--override-config $(RUN)/override.yaml start
+	$(BIN)/python -m kvmd.sim.usbhost --keyboard $(RUN)/hid-keyboard.sock \
+		--mouse $(RUN)/hid-mouse.sock --mouse-alt $(RUN)/hid-mouse-alt.sock \
+		--layout configs/keymaps/en-us --screen $(RUN)/screen.txt & \
 	host=$$!; \
-	$(BIN)/python -m kvmd.sim.machine --chip testenv/run/gpiochip.sock \
-		--status testenv/run/target.txt --relay 5 & \
+	$(BIN)/python -m kvmd.sim.machine --chip $(RUN)/gpiochip.sock \
+		--status $(RUN)/target.txt --relay 5 & \
 	machine=$$!; trap 'kill $$host $$machine 2>/dev/null' EXIT INT TERM; \
-	for _ in $$(seq 50); do [ -S testenv/run/gpiochip.sock ] && break; sleep 0.1; done; \
-	$(BIN)/python -m kvmd --main-config testenv/kvmd.yaml \
-		--override-dir testenv/override.d --override-config testenv/run/override.yaml
+	for _ in $$(seq 50); do [ -S $(RUN)/gpiochip.sock ] && break; sleep 0.1; done; \
+	$(BIN)/python -m kvmd --main-config $(RUN)/kvmd.yaml \
+		--override-dir testenv/override.d --override-config $(RUN)/override.yaml
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check --no-cache .
@@ -68,7 +73,7 @@ pytest: $(BIN)/.installed
 
 test: lint typecheck pytest
 
-bench: $(BIN)/.installed testenv/run/users.yaml
+bench: $(BIN)/.installed $(RUN)/users.yaml
 	$(BIN)/python -m bench
 
 clean:

@@ -32,7 +32,7 @@ from kvmd.plugins.gpio.base import GpioBackend
 from kvmd.plugins.hid.base import HidBackend
 from kvmd.plugins.msd.base import MsdBackend
 from kvmd.plugins.streamer.base import StreamerBackend
-from kvmd.server import keys
+from kvmd.server import keys, webui
 from kvmd.server.auth import access_of, auth_middleware
 from kvmd.server.errors import errors_middleware
 from kvmd.server.ws import WsHub
@@ -98,6 +98,8 @@ def make_app(deps: Deps) -> web.Application:
                 app.router.add_route(
                     route.method, prefix + route.path, route.handler, **route.kwargs
                 )
+    # The browser console lives outside /api, as the PiKVM web UI does.
+    app.router.add_routes(webui.routes)
     return app
 
 

@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The console: log in, then watch the stream and drive the machine through the public API.
+
+import { AdminPanel } from "./admin.js";
+import { ApiError, get, post } from "./api.js";
+import { $, act, h } from "./dom.js";
+import { Capture } from "./input.js";
+import { AtxPanel, GpioPanel, LogPanel, MsdPanel, VideoPanel, renderInfo } from "./panels.js";
+import { Link } from "./socket.js";
+
+// Shortcuts of the special-keys bar: what a browser or the local OS would keep for itself.
+const SPECIAL_KEYS = [
+  ["Ctrl+Alt+Del", "ControlLeft,AltLeft,Delete"],
+  ["Esc", "Escape"],
+  ["Tab", "Tab"],
+  ["Win", "MetaLeft"],
+  ["Alt+Tab", "AltLeft,Tab"],
+  ["Alt+F4", "AltLeft,F4"],
+  ["PrtSc", "PrintScreen"],
+  ["Ctrl+Alt+Bksp", "ControlLeft,AltLeft,Backspace"],
+  ["Enter", "Enter"],
+  ["Bksp", "Backspace"],
+  ["↑", "ArrowUp"],
+  ["↓", "ArrowDown"],
+  ["←", "ArrowLeft"],
+  ["→", "ArrowRight"],
+  ...Array.from({ length: 12 }, (_, i) => [`F${i + 1}`, `F${i + 1}`]),
+];
+
+const KEY_LABELS = { "↑": "Arrow up", "↓": "Arrow down", "←": "Arrow left", "→": "Arrow right" };
+
+class Console {
+  constructor() {
+    this.permissions = new Set();
+    this.atx = new AtxPanel();
+    this.msd = new MsdPanel();
+    this.gpio = new GpioPanel();
+    this.video = new VideoPanel();
+    this.log = new LogPanel();
+    this.admin = new AdminPanel();
+    this.link = new Link(
+      (type, state) => this.event(type, state),
+      (status, detail) => this.linkStatus(status, detail),
+    );
+    this.capture = new Capture($("screen"), $("stream"), (bytes) => this.link.send(bytes), () => this.hidState());
+    this.controls();
+  }
+
+  controls() {
+    $("logout").addEventListener("click", async () => {
+      await act($("unreachable"), $("logout"), () => post("/auth/logout"));
+      this.stop();
+      showLogin();
+    });
+    $("mouse-mode").addEventListener("change", () => this.capture.setMode($("mouse-mode").value));
+    $("special-keys").replaceChildren(
+      ...SPECIAL_KEYS.map(([text, keys]) =>
+        h(
+          "button",
+          {
+            type: "button",
+            "aria-label": KEY_LABELS[text] || `Send ${text}`,
+            onclick: (e) => act($("paste-result"), e.target, () => post("/hid/events/send_shortcut", { keys })),
+          },
+          text,
+        ),
+      ),
+    );
+    $("paste-send").addEventListener("click", () =>
+      act($("paste-result"), $("paste-send"), async () => {
+        const keymap = $("paste-keymap").value || null;
+        await post("/hid/print", { limit: 0, keymap }, $("paste-text").value);
+        $("paste-result").textContent = "Typed.";
+      }),
+    );
+  }
+
+  start() {
+    $("console-view").hidden = false;
+    $("stream").src = `/streamer/stream?t=${Date.now()}`;
+    this.link.start();
+  }
+
+  stop() {
+    this.link.stop();
+    this.capture.setEnabled(false);
+    this.log.stop();
+    $("stream").removeAttribute("src");
+    $("console-view").hidden = true;
+  }
+
+  event(type, state) {
+    switch (type) {
+      case "session":
+        return this.session(state);
+      case "atx":
+        return this.atx.render(state);
+      case "msd":
+        return this.msd.render(state);
+      case "gpio":
+        return this.gpio.render(state);
+      case "streamer":
+        this.video.render(state);
+        return this.status();
+      case "hid":
+        return this.hidState();
+      case "hid_keymaps":
+        return this.keymaps(state.keymaps);
+      case "info":
+        $("host-name").textContent = state.meta?.server?.host || "kvmd";
+        return renderInfo(state);
+      case "clients":
+        this.status();
+        // The initial burst ends with `clients`: everything is drawn and wired.
+        if (!document.body.dataset.ready) {
+          document.body.dataset.ready = "1";
+          window.kvmdReadyAt = performance.now();
+        }
+        return undefined;
+      default:
+        return undefined; // events of later versions are ignored, as PiKVM's UI does
+    }
+  }
+
+  session(session) {
+    this.permissions = new Set(session.permissions);
+    const may = (name) => this.permissions.has(name) && !session.read_only;
+    $("who").textContent = session.user || "";
+    const control = may("hid") && session.access !== "view";
+    $("view-only").hidden = control;
+    this.capture.setEnabled(control);
+    for (const id of ["paste-send", "mouse-mode"]) {
+      $(id).disabled = !control;
+    }
+    for (const button of $("special-keys").children) {
+      button.disabled = !control;
+    }
+    this.atx.may = may("atx");
+    this.msd.may = may("msd");
+    this.gpio.may = may("gpio");
+    this.video.may = may("streamer");
+    $("log-panel").hidden = !this.permissions.has("logs");
+    $("admin-panel").hidden = !this.permissions.has("admin");
+    const { state } = this.link;
+    this.atx.render(state.atx);
+    this.msd.render(state.msd);
+    if (state.gpio) {
+      this.gpio.render(state.gpio);
+    }
+    if (state.streamer) {
+      this.video.render(state.streamer);
+    }
+  }
+
+  keymaps(keymaps) {
+    const select = $("paste-keymap");
+    if (!select.options.length) {
+      select.replaceChildren(
+        ...keymaps.available.map((name) => h("option", { value: name, selected: name === keymaps.default }, name)),
+      );
+    }
+  }
+
+  status() {
+    const { streamer, clients } = this.link.state;
+    const source = streamer?.streamer?.source;
+    const parts = [];
+    if (!source) {
+      parts.push("streamer starting");
+    } else {
+      const { width, height } = source.resolution;
+      parts.push(`${width}×${height}`, `${source.captured_fps} fps`, source.online ? "online" : "no signal");
+    }
+    const count = clients ? clients.count : 0;
+    parts.push(`${count} viewer${count === 1 ? "" : "s"}`);
+    $("status-line").textContent = parts.join(" · ");
+  }
+
+  hidState() {
+    const hid = this.link.state.hid;
+    const parts = [];
+    if (hid) {
+      parts.push(hid.online ? "HID online" : "HID offline");
+      const leds = hid.keyboard.leds;
+      parts.push(...["caps", "num", "scroll"].filter((led) => leds[led]).map((led) => `${led} lock`));
+    }
+    if (this.capture.captured) {
+      parts.push("keyboard captured (click outside to release)");
+    }
+    $("hid-state").textContent = parts.join(" · ");
+  }
+
+  linkStatus(status, detail) {
+    const banner = $("unreachable");
+    if (status === "open") {
+      banner.hidden = true;
+      // A reconnect after an outage: the stream may have died with the link.
+      if (this.lost) {
+        $("stream").src = `/streamer/stream?t=${Date.now()}`;
+      }
+      this.lost = false;
+      return;
+    }
+    if (status === "revoked") {
+      this.stop();
+      showLogin("Your session was ended. Log in again.");
+      return;
+    }
+    this.lost = true;
+    banner.hidden = false;
+    banner.textContent = `The device is unreachable; trying again in ${Math.round(detail / 1000)} s…`;
+  }
+}
+
+let theConsole = null;
+
+function showConsole() {
+  $("login-view").hidden = true;
+  theConsole ??= new Console();
+  theConsole.start();
+}
+
+function showLogin(message) {
+  $("login-view").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-user").focus();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const code = $("login-code").value.trim();
+  // With 2FA on, the daemon checks the password with the 6-digit code appended (API.md §2).
+  const body = new URLSearchParams({ user: $("login-user").value.trim(), passwd: $("login-passwd").value + code });
+  const ok = await act($("login-error"), $("login-submit"), async () => {
+    try {
+      await post("/auth/login", null, body);
+      return true;
+    } catch (err) {
+      if (err.status === 403) {
+        throw new Error("Wrong user, password or code.");
+      }
+      throw err;
+    }
+  });
+  if (ok) {
+    $("login-passwd").value = "";
+    $("login-code").value = "";
+    showConsole();
+  }
+}
+
+async function boot() {
+  $("login-form").addEventListener("submit", login);
+  try {
+    await get("/auth/check");
+    showConsole();
+  } catch (err) {
+    const loggedOut = err instanceof ApiError && (err.status === 401 || err.status === 403);
+    showLogin(loggedOut ? "" : `The device did not answer (${err.message}).`);
+  }
+}
+
+boot();
