@@ -16,7 +16,13 @@ from kvmd.server.auth import requires
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 # Only plain file names of the kinds the console ships: nothing else in the package leaks.
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}\.(?:js|css|svg)$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}\.(js|css|svg)$")
+# Set here, not guessed from the system's mime.types: module scripts need a script type.
+_TYPES = {
+    "js": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "svg": "image/svg+xml",
+}
 _HEADERS = {
     # Revalidate every time (a cheap 304 on loopback or LAN), so an upgrade is never mixed
     # with a cached older module.
@@ -26,9 +32,9 @@ _HEADERS = {
 # The console needs nothing from elsewhere: no CDN, no web fonts, no framing by other sites.
 _INDEX_HEADERS = {
     **_HEADERS,
+    "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data: blob:; style-src 'self';"
-        " frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -45,7 +51,8 @@ async def index(_: web.Request) -> web.FileResponse:
 @requires(Access.PUBLIC)
 async def asset(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
+    known = _NAME.match(name)
     path = WEB_ROOT / "ui" / name
-    if not _NAME.match(name) or not path.is_file():
+    if known is None or not path.is_file():
         raise web.HTTPNotFound
-    return web.FileResponse(path, headers=_HEADERS)
+    return web.FileResponse(path, headers={**_HEADERS, "Content-Type": _TYPES[known[1]]})

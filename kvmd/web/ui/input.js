@@ -59,10 +59,13 @@ export function steps(dx, dy) {
   return out;
 }
 
-/** Where a point falls on the picture (object-fit: contain), as −32768..32767 per axis. */
-export function absolute(img, clientX, clientY) {
+/**
+ * Where a point falls on the picture (object-fit: contain), as −32768..32767 per axis.
+ * `frame` is the video's [width, height]: an MJPEG <img> may report no natural size.
+ */
+export function absolute(img, frame, clientX, clientY) {
   const rect = img.getBoundingClientRect();
-  const [w, h] = [img.naturalWidth || rect.width, img.naturalHeight || rect.height];
+  const [w, h] = img.naturalWidth ? [img.naturalWidth, img.naturalHeight] : frame || [rect.width, rect.height];
   const scale = Math.min(rect.width / w, rect.height / h);
   const [shownW, shownH] = [w * scale, h * scale];
   const left = rect.left + (rect.width - shownW) / 2;
@@ -82,6 +85,7 @@ export class Capture {
     this.img = img;
     this.send = send;
     this.onChange = onChange;
+    this.frame = null; // [width, height] of the video, from the streamer's state
     this.enabled = false;
     this.mode = "absolute";
     this.held = new Set();
@@ -188,7 +192,7 @@ export class Capture {
     }
     if (this.mode === "absolute") {
       this.flushNow();
-      this.send(moveMessage(...absolute(this.img, event.clientX, event.clientY)));
+      this.send(moveMessage(...absolute(this.img, this.frame, event.clientX, event.clientY)));
     }
     if (state) {
       this.buttons.add(button);
@@ -200,7 +204,7 @@ export class Capture {
 
   move(event) {
     if (this.enabled && this.mode === "absolute") {
-      this.pendingMove = absolute(this.img, event.clientX, event.clientY);
+      this.pendingMove = absolute(this.img, this.frame, event.clientX, event.clientY);
       this.schedule();
     }
   }

@@ -27,11 +27,19 @@ const SPECIAL_KEYS = [
   ...Array.from({ length: 12 }, (_, i) => [`F${i + 1}`, `F${i + 1}`]),
 ];
 
+// The mouse outputs of an OTG HID (PiKVM's names), as the selector shows them.
+const MOUSE_OUTPUTS = {
+  usb: "absolute",
+  usb_win98: "absolute (Windows 98)",
+  usb_rel: "relative (pointer lock)",
+};
+
 const KEY_LABELS = { "↑": "Arrow up", "↓": "Arrow down", "←": "Arrow left", "→": "Arrow right" };
 
 class Console {
   constructor() {
     this.permissions = new Set();
+    this.control = false; // may type and click: holds `hid` and is not view only
     this.atx = new AtxPanel();
     this.msd = new MsdPanel();
     this.gpio = new GpioPanel();
@@ -52,7 +60,10 @@ class Console {
       this.stop();
       showLogin();
     });
-    $("mouse-mode").addEventListener("change", () => this.capture.setMode($("mouse-mode").value));
+    // Relative moves reach the target only through a relative mouse: the mode is the output.
+    $("mouse-mode").addEventListener("change", () =>
+      act($("paste-result"), $("mouse-mode"), () => post("/hid/set_params", { mouse_output: $("mouse-mode").value })),
+    );
     $("special-keys").replaceChildren(
       ...SPECIAL_KEYS.map(([text, keys]) =>
         h(
@@ -103,7 +114,7 @@ class Console {
         this.video.render(state);
         return this.status();
       case "hid":
-        return this.hidState();
+        return this.hid(state);
       case "hid_keymaps":
         return this.keymaps(state.keymaps);
       case "info":
@@ -127,11 +138,10 @@ class Console {
     const may = (name) => this.permissions.has(name) && !session.read_only;
     $("who").textContent = session.user || "";
     const control = may("hid") && session.access !== "view";
+    this.control = control;
     $("view-only").hidden = control;
     this.capture.setEnabled(control);
-    for (const id of ["paste-send", "mouse-mode"]) {
-      $(id).disabled = !control;
-    }
+    $("paste-send").disabled = !control;
     for (const button of $("special-keys").children) {
       button.disabled = !control;
     }
@@ -150,6 +160,9 @@ class Console {
     if (state.streamer) {
       this.video.render(state.streamer);
     }
+    if (state.hid) {
+      this.hid(state.hid);
+    }
   }
 
   keymaps(keymaps) {
@@ -164,6 +177,7 @@ class Console {
   status() {
     const { streamer, clients } = this.link.state;
     const source = streamer?.streamer?.source;
+    this.capture.frame = source ? [source.resolution.width, source.resolution.height] : null;
     const parts = [];
     if (!source) {
       parts.push("streamer starting");
@@ -174,6 +188,18 @@ class Console {
     const count = clients ? clients.count : 0;
     parts.push(`${count} viewer${count === 1 ? "" : "s"}`);
     $("status-line").textContent = parts.join(" · ");
+  }
+
+  hid(hid) {
+    this.capture.setMode(hid.mouse.absolute ? "absolute" : "relative");
+    const { available, active } = hid.mouse.outputs;
+    const select = $("mouse-mode");
+    const shown = available.length ? available : [active || (hid.mouse.absolute ? "usb" : "usb_rel")];
+    select.replaceChildren(
+      ...shown.map((name) => h("option", { value: name, selected: name === active }, MOUSE_OUTPUTS[name] || name)),
+    );
+    select.disabled = !this.control || available.length < 2;
+    this.hidState();
   }
 
   hidState() {
