@@ -1,174 +1,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The web console in Debian's headless Chromium, against `make run` (simulated machine).
-
-One `make run` serves the module, in its own state directory; each test opens a fresh
-browser context (its own cookies), as a new visitor would. Screenshots go to
-build/artifacts/webui/.
+"""The web console in Debian's headless Chromium, against `make run` (simulated machine):
+logging in, the stream, typing, the mouse, power, virtual media, view-only users,
+reconnection and a phone-sized screen.
 """
 
-import http.client
-import json
-import os
 import re
-import shutil
-import signal
 import statistics
-import subprocess
-import tempfile
 import time
-from base64 import b64encode
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    FilePayload,
-    Page,
-    WebSocketRoute,
-    sync_playwright,
-)
+from playwright.sync_api import Browser, FilePayload, WebSocketRoute
 
-from tests.conftest import REPO
-from tests.e2e.test_daemon import free_port
-from tests.procs import alive, pids_with
+from tests.e2e.webui import ARTIFACTS, SCREEN, Kvm, Visit, near, pointer, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "build" / "artifacts" / "webui"
-# The simulated target: kvmd/sim/usbhost.py moves its pointer on a 1920x1080 screen.
-SCREEN = (1920, 1080)
-
-
-class Kvm:
-    """`make run` in its own state directory: the daemon's URL and what the target shows."""
-
-    def __init__(self, port: int, run: Path) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.run = run
-
-    def screen(self) -> str:
-        path = self.run / "screen.txt"
-        return path.read_text() if path.exists() else ""
-
-    def api(
-        self,
-        method: str,
-        path: str,
-        user: str = "admin",
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        """An API call as `user` (password = name, as testenv has it), or with `headers`."""
-        basic = b64encode(f"{user}:{user}".encode()).decode()
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.request(
-                method, f"/api{path}", body, headers or {"Authorization": f"Basic {basic}"}
-            )
-            return json.loads(connection.getresponse().read())
-        finally:
-            connection.close()
-
-
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def kvm() -> Iterator[Kvm]:
-    run = Path(tempfile.mkdtemp(prefix="kvmd-ui-"))  # short: unix socket paths live here
-    port = free_port()
-    log = (run / "make-run.log").open("wb")
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"PORT={port}", f"RUN={run}"],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # the daemon, USB host and machine share its process group
-    )
-    kvm = Kvm(port, run)
-    try:
-        wait_for("make run serves the API", lambda: _answers(kvm), seconds=40)
-        wait_for("HID online", lambda: kvm.api("GET", "/hid")["result"]["online"] is True)
-        yield kvm
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
-        log.close()
-        # Nothing of that run is left behind: every process named its state directory.
-        wait_for("make run's children exit", lambda: not any(map(alive, pids_with(str(run)))))
-        shutil.rmtree(run, ignore_errors=True)
-
-
-def _answers(kvm: Kvm) -> bool:
-    try:
-        return kvm.api("GET", "/auth/check")["ok"] is True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium with apt-get")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(10_000)
-    yield context
-    context.close()
-
-
-class Visit:
-    """A page of the console, failing the test on any script error or foreign request."""
-
-    def __init__(self, context: BrowserContext, kvm: Kvm) -> None:
-        self.kvm = kvm
-        self.page = context.new_page()
-        self.errors: list[str] = []
-        self.foreign: list[str] = []
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on("request", self._request)
-
-    def _request(self, request: Any) -> None:
-        if not request.url.startswith((self.kvm.url, "data:")):
-            self.foreign.append(request.url)
-
-    def login(self, user: str) -> Page:
-        page = self.page
-        page.goto(self.kvm.url + "/")
-        page.fill("#login-user", user)
-        page.fill("#login-passwd", user)
-        page.click("#login-submit")
-        page.wait_for_selector("body[data-ready='1']", timeout=10_000)
-        return page
-
-    def check(self) -> None:
-        assert self.errors == []
-        assert self.foreign == []
-
-
-@pytest.fixture
-def visit(context: BrowserContext, kvm: Kvm) -> Iterator[Visit]:
-    visit = Visit(context, kvm)
-    yield visit
-    visit.check()
 
 
 def test_login_and_the_live_stream(visit: Visit) -> None:
@@ -254,7 +99,7 @@ def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
     target = (left + 0.25 * 640 * scale, top + 0.75 * 480 * scale)
     page.mouse.move(*target)
     expected = (round(0.25 * (SCREEN[0] - 1)), round(0.75 * (SCREEN[1] - 1)))
-    wait_for(f"pointer at {expected}", lambda: _near(_pointer(visit.kvm), expected))
+    wait_for(f"pointer at {expected}", lambda: near(pointer(visit.kvm), expected))
     page.mouse.down()
     wait_for("left button held", lambda: "buttons 0x01" in visit.kvm.screen())
     page.mouse.up()
@@ -270,28 +115,16 @@ def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
         # (wait_for_function would evaluate a string, which the console's CSP forbids.)
         locked = "document.pointerLockElement && document.pointerLockElement.id"
         wait_for("pointer lock", lambda: page.evaluate(locked) == "stream")
-        before = _pointer(visit.kvm)
+        before = pointer(visit.kvm)
         assert before is not None
         page.mouse.move(target[0] + 40, target[1] - 25)
-        wait_for("a relative move", lambda: _pointer(visit.kvm) == (before[0] + 40, before[1] - 25))
+        wait_for("a relative move", lambda: pointer(visit.kvm) == (before[0] + 40, before[1] - 25))
     finally:
         page.select_option("#mouse-mode", "usb")
     wait_for(
         "absolute again",
         lambda: visit.kvm.api("GET", "/hid")["result"]["mouse"]["absolute"] is True,
     )
-
-
-def _near(point: tuple[int, int] | None, expected: tuple[int, int]) -> bool:
-    # A CSS pixel of the scaled picture is a few pixels of the target's screen.
-    return point is not None and all(
-        abs(a - b) <= 4 for (a, b) in zip(point, expected, strict=True)
-    )
-
-
-def _pointer(kvm: Kvm) -> tuple[int, int] | None:
-    found = re.search(r"pointer (\d+),(\d+)", kvm.screen())
-    return (int(found[1]), int(found[2])) if found else None
 
 
 def test_power_click_lights_the_power_led(visit: Visit) -> None:
@@ -408,67 +241,10 @@ def test_a_phone_sized_screen(browser: Browser, kvm: Kvm) -> None:
         assert panels["y"] >= screen["y"] + screen["height"]
         # A tap is a click where the finger is: here, the middle of the picture.
         page.tap("#stream", position={"x": stream["width"] / 2, "y": stream["height"] / 2})
-        wait_for("pointer in the middle", lambda: _near(_pointer(kvm), (959, 539)))
+        wait_for("pointer in the middle", lambda: near(pointer(kvm), (959, 539)))
         # The on-screen special keys send what a phone keyboard lacks.
         page.click("button[aria-label='Send Esc']")
         page.screenshot(path=str(ARTIFACTS / "phone.png"), full_page=True)
         visit.check()
     finally:
         context.close()
-
-
-def test_admins_manage_users_and_keys_in_the_console(visit: Visit) -> None:
-    page = visit.login("admin")
-    page.click("#admin-panel summary")
-    page.wait_for_selector("#admin-body table")
-    page.fill("#admin-new-user", "webuser")
-    page.fill("#admin-new-passwd", "webuser-passwd")
-    page.select_option("#admin-new-role", "viewer")
-    page.click("text=Create user")
-    page.wait_for_selector("#admin-body td:text-is('webuser')")
-    assert "webuser:" in (visit.kvm.run / "htpasswd").read_text()
-    users = visit.kvm.api("GET", "/auth/users")["result"]["users"]
-    assert {u["user"]: u["roles"] for u in users}["webuser"] == ["viewer"]
-    page.fill("#admin-key-name", "ci-bot")
-    page.check("#admin-key-atx")
-    page.click("text=Create key")
-    secret = page.wait_for_selector("#admin-key-secret:has-text('_key.')")
-    assert secret is not None
-    (key_id, passwd) = secret.inner_text().rsplit(" ", 1)[1].split(":", 1)
-    # The secret the page showed works as the key's password.
-    atx = visit.kvm.api("GET", "/atx", headers={"X-KVMD-User": key_id, "X-KVMD-Passwd": passwd})
-    assert atx["ok"] is True
-    page.locator("#admin-panel").screenshot(path=str(ARTIFACTS / "admin.png"))
-
-
-def test_the_wire_encoders_in_the_browser(visit: Visit) -> None:
-    """The binary websocket messages the console builds, byte for byte (API.md §4)."""
-    visit.page.goto(visit.kvm.url + "/")
-    out = visit.page.evaluate(
-        """async () => {
-            const m = await import('/ui/input.js');
-            const s = await import('/ui/socket.js');
-            const list = (bytes) => Array.from(bytes);
-            return {
-                key: list(m.keyMessage('KeyA', true)),
-                up: list(m.keyMessage('ShiftLeft', false)),
-                button: list(m.buttonMessage('right', true)),
-                move: list(m.moveMessage(-32768, 32767)),
-                rel: list(m.deltaMessage(4, m.steps(300, -5))),
-                wheel: list(m.deltaMessage(5, [[0, -1]])),
-                merged: s.merge({busy: false, storage: {images: {a: 1}, uploading: null}},
-                                {storage: {uploading: {name: 'b'}}}),
-            };
-        }"""
-    )
-    assert out["key"] == [1, 1, *b"KeyA"]
-    assert out["up"] == [1, 0, *b"ShiftLeft"]
-    assert out["button"] == [2, 1, *b"right"]
-    assert out["move"] == [3, 0x80, 0x00, 0x7F, 0xFF]
-    # 300 right, 5 up: split in steps of at most 127, as signed bytes.
-    assert out["rel"] == [4, 0, 127, 251, 127, 0, 46, 0]
-    assert out["wheel"] == [5, 0, 0, 255]
-    assert out["merged"] == {
-        "busy": False,
-        "storage": {"images": {"a": 1}, "uploading": {"name": "b"}},
-    }

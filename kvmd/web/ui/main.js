@@ -88,7 +88,8 @@ class Console {
 
   start() {
     $("console-view").hidden = false;
-    $("stream").src = `/streamer/stream?t=${Date.now()}`;
+    this.streamerRunning = undefined;
+    this.reloadStream();
     this.link.start();
   }
 
@@ -112,6 +113,7 @@ class Console {
         return this.gpio.render(state);
       case "streamer":
         this.video.render(state);
+        this.restarted(Boolean(state.streamer));
         return this.status();
       case "hid":
         return this.hid(state);
@@ -163,6 +165,18 @@ class Console {
     if (state.hid) {
       this.hid(state.hid);
     }
+  }
+
+  /** A streamer that stopped and came back ended our MJPEG response: ask for a new one. */
+  restarted(running) {
+    if (running && this.streamerRunning === false) {
+      this.reloadStream();
+    }
+    this.streamerRunning = running;
+  }
+
+  reloadStream() {
+    $("stream").src = `/streamer/stream?t=${Date.now()}`;
   }
 
   keymaps(keymaps) {
@@ -222,7 +236,7 @@ class Console {
       banner.hidden = true;
       // A reconnect after an outage: the stream may have died with the link.
       if (this.lost) {
-        $("stream").src = `/streamer/stream?t=${Date.now()}`;
+        this.reloadStream();
       }
       this.lost = false;
       return;
@@ -240,16 +254,43 @@ class Console {
 
 let theConsole = null;
 
+function showOnly(view) {
+  for (const id of ["login-view", "passwd-view"]) {
+    $(id).hidden = id !== view;
+  }
+}
+
 function showConsole() {
-  $("login-view").hidden = true;
+  showOnly(null);
   theConsole ??= new Console();
   theConsole.start();
 }
 
 function showLogin(message) {
-  $("login-view").hidden = false;
+  showOnly("login-view");
   $("login-error").textContent = message || "";
   $("login-user").focus();
+}
+
+/** The password form: `forced` when the daemon refuses everything else until it is done. */
+function showPasswd(forced) {
+  showOnly("passwd-view");
+  $("passwd-why").textContent = forced ? "Your password must be changed before you go on." : "";
+  $("passwd-cancel").hidden = forced;
+  $("passwd-old").focus();
+}
+
+/** Into the console, unless the password must be changed first (SECURITY.md). */
+async function enter() {
+  try {
+    await get("/hid");
+  } catch (err) {
+    if (err.name === "PasswordChangeRequiredError") {
+      showPasswd(true);
+      return;
+    }
+  }
+  showConsole();
 }
 
 async function login(event) {
@@ -271,19 +312,43 @@ async function login(event) {
   if (ok) {
     $("login-passwd").value = "";
     $("login-code").value = "";
-    showConsole();
+    await enter();
+  }
+}
+
+async function changePasswd(event) {
+  event.preventDefault();
+  const [old, passwd, repeat] = ["passwd-old", "passwd-new", "passwd-repeat"].map((id) => $(id).value);
+  if (passwd !== repeat) {
+    $("passwd-error").textContent = "The new passwords differ.";
+    return;
+  }
+  const body = new URLSearchParams({ old_passwd: old, passwd });
+  const done = await act($("passwd-error"), $("passwd-submit"), () => post("/auth/users/set_passwd", null, body));
+  if (done) {
+    for (const id of ["passwd-old", "passwd-new", "passwd-repeat"]) {
+      $(id).value = "";
+    }
+    await enter();
   }
 }
 
 async function boot() {
   $("login-form").addEventListener("submit", login);
+  $("passwd-form").addEventListener("submit", changePasswd);
+  $("passwd-cancel").addEventListener("click", showConsole);
+  $("change-passwd").addEventListener("click", () => {
+    theConsole.stop();
+    showPasswd(false);
+  });
   try {
     await get("/auth/check");
-    showConsole();
   } catch (err) {
     const loggedOut = err instanceof ApiError && (err.status === 401 || err.status === 403);
     showLogin(loggedOut ? "" : `The device did not answer (${err.message}).`);
+    return;
   }
+  await enter();
 }
 
 boot();

@@ -171,6 +171,7 @@ export class GpioPanel {
   }
 
   render(event) {
+    this.last = event;
     if (event.model && event.model !== this.model) {
       this.model = event.model;
       this.build(event.model);
@@ -202,6 +203,12 @@ export class GpioPanel {
     $("gpio-table").replaceChildren(...rows);
   }
 
+  /** One request at a time per control; then it shows the state as the daemon has it. */
+  async run(control, action) {
+    await act($("gpio-result"), control, action);
+    this.render(this.last);
+  }
+
   cell(model, cell) {
     if (!cell || !cell.type) {
       return null;
@@ -219,7 +226,6 @@ export class GpioPanel {
       return null;
     }
     const label = cell.text || cell.channel;
-    const out = $("gpio-result");
     let control;
     if (output.switch) {
       control = h("input", { type: "checkbox", "aria-label": `${label} switch` });
@@ -229,13 +235,13 @@ export class GpioPanel {
           control.checked = !state;
           return;
         }
-        await act(out, null, () => post("/gpio/switch", { channel: cell.channel, state }));
+        await this.run(control, () => post("/gpio/switch", { channel: cell.channel, state }));
       });
     } else {
       control = h("button", { type: "button" }, label);
       control.addEventListener("click", async () => {
         if (!cell.confirm || (await confirmed(`Press ${label}?`))) {
-          await act(out, null, () => post("/gpio/pulse", { channel: cell.channel }));
+          await this.run(control, () => post("/gpio/pulse", { channel: cell.channel }));
         }
       });
     }

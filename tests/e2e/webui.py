@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Driving the web console: `make run` as the tests see it, and a page that watches itself."""
+
+import http.client
+import json
+import re
+import time
+from base64 import b64encode
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page
+
+from tests.conftest import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "build" / "artifacts" / "webui"
+# The simulated target: kvmd/sim/usbhost.py moves its pointer on a 1920x1080 screen.
+SCREEN = (1920, 1080)
+
+
+class Kvm:
+    """`make run` in its own state directory: the daemon's URL and what the target shows."""
+
+    def __init__(self, port: int, run: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.run = run
+
+    def screen(self) -> str:
+        path = self.run / "screen.txt"
+        return path.read_text() if path.exists() else ""
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        user: str = "admin",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """An API call as `user` (password = name, as testenv has it), or with `headers`."""
+        basic = b64encode(f"{user}:{user}".encode()).decode()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.request(
+                method, f"/api{path}", body, headers or {"Authorization": f"Basic {basic}"}
+            )
+            return json.loads(connection.getresponse().read())
+        finally:
+            connection.close()
+
+
+def wait_for(what: str, check: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+class Visit:
+    """A page of the console, failing the test on any script error or foreign request."""
+
+    def __init__(self, context: BrowserContext, kvm: Kvm) -> None:
+        self.kvm = kvm
+        self.page = context.new_page()
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on("request", self._request)
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith((self.kvm.url, "data:")):
+            self.foreign.append(request.url)
+
+    def login(self, user: str) -> Page:
+        page = self.page
+        page.goto(self.kvm.url + "/")
+        page.fill("#login-user", user)
+        page.fill("#login-passwd", user)
+        page.click("#login-submit")
+        page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+        return page
+
+    def check(self) -> None:
+        assert self.errors == []
+        assert self.foreign == []
+
+
+def near(point: tuple[int, int] | None, expected: tuple[int, int]) -> bool:
+    # A CSS pixel of the scaled picture is a few pixels of the target's screen.
+    return point is not None and all(
+        abs(a - b) <= 4 for (a, b) in zip(point, expected, strict=True)
+    )
+
+
+def pointer(kvm: Kvm) -> tuple[int, int] | None:
+    found = re.search(r"pointer (\d+),(\d+)", kvm.screen())
+    return (int(found[1]), int(found[2])) if found else None
