@@ -77,4 +77,4 @@ bench: $(BIN)/.installed $(RUN)/users.yaml
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) testenv/run .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) testenv/run build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -9,7 +9,7 @@ import statistics
 import time
 
 import pytest
-from playwright.sync_api import Browser, FilePayload, WebSocketRoute
+from playwright.sync_api import Browser, FilePayload, Page, WebSocketRoute
 
 from tests.e2e.webui import ARTIFACTS, SCREEN, Kvm, Visit, near, pointer, wait_for
 
@@ -51,23 +51,43 @@ def test_login_and_the_live_stream(visit: Visit) -> None:
     assert response.status in (401, 403)
 
 
-def test_console_loads_and_is_interactive_within_a_second(visit: Visit, kvm: Kvm) -> None:
-    page = visit.login("admin")
-    loads = []
+def test_console_loads_and_is_interactive_within_a_second(
+    visit: Visit, browser: Browser, kvm: Kvm, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Measured and printed, never asserted: wall-clock time depends on the machine."""
+    visit.login("admin")
+    logged_in = visit.page.context.storage_state()  # the session cookie
+    # Cold: a new browser context each time (nothing cached), already logged in.
+    cold = []
     for _ in range(5):
-        started = time.monotonic()
-        page.goto(kvm.url + "/")
-        page.wait_for_selector("body[data-ready='1']")
-        wall = time.monotonic() - started
-        # From navigation start to the first full state drawn and input wired, in the page.
-        ready = page.evaluate("window.kvmdReadyAt") / 1000
-        loads.append((wall, ready))
-    wall = statistics.median(w for (w, _) in loads)
-    ready = statistics.median(r for (_, r) in loads)
-    print(
-        f"\nconsole load to interactive (median of 5 on loopback): {ready * 1000:.0f} ms in the"
-        f" page, {wall * 1000:.0f} ms with Playwright's round trips (target < 1000 ms)"
-    )
+        context = browser.new_context(storage_state=logged_in)
+        try:
+            cold.append(_load(context.new_page(), kvm))
+        finally:
+            context.close()
+    # Warm: reloading the open console, as after F5 (cached files revalidate to 304).
+    warm = [_load(visit.page, kvm) for _ in range(5)]
+    with capsys.disabled():
+        for name, loads in (("cold", cold), ("warm", warm)):
+            ready = statistics.median(r for (r, _) in loads)
+            wall = statistics.median(w for (_, w) in loads)
+            print(
+                f"\nconsole load to interactive, {name} (median of 5, loopback):"
+                f" {ready * 1000:.0f} ms from navigation start in the page,"
+                f" {wall * 1000:.0f} ms as Playwright sees it (target < 1000 ms)",
+                end="",
+            )
+        print()
+
+
+def _load(page: Page, kvm: Kvm) -> tuple[float, float]:
+    """Seconds from navigation start to interactive: in the page, and around it."""
+    started = time.monotonic()
+    page.goto(kvm.url + "/")
+    # `ready` is set once the first full state is drawn and the input handlers are live.
+    page.wait_for_selector("body[data-ready='1']")
+    wall = time.monotonic() - started
+    return (page.evaluate("window.kvmdReadyAt") / 1000, wall)
 
 
 def test_typing_hello_reaches_the_simulated_screen(visit: Visit) -> None:
