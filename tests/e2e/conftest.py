@@ -43,6 +43,9 @@ def kvm() -> Iterator[Kvm]:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
         log.close()
+        # Kept with the screenshots: what the daemon and the simulated target said.
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run / "make-run.log", ARTIFACTS / "make-run.log")
         # Nothing of that run is left behind: every process named its state directory.
         wait_for("make run's children exit", lambda: not any(map(alive, pids_with(str(run)))))
         shutil.rmtree(run, ignore_errors=True)

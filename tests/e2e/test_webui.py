@@ -160,7 +160,11 @@ def test_power_click_lights_the_power_led(visit: Visit) -> None:
     page.wait_for_selector("#confirm", state="hidden")
     page.click("#atx-power")
     page.click("#confirm-ok")
-    page.wait_for_selector("#led-power[data-on='1']")
+    wait_for(
+        "the power LED on",
+        lambda: led.get_attribute("data-on") == "1",
+        explain=lambda: (page.inner_text("#atx-result"), visit.kvm.api("GET", "/atx")),
+    )
     assert led.get_attribute("aria-label") == "Power LED: on"
     assert (visit.kvm.run / "target.txt").read_text().startswith("target power on")
     page.locator("#atx-panel").screenshot(path=str(ARTIFACTS / "atx-on.png"))

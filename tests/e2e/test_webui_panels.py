@@ -28,7 +28,11 @@ def test_gpio_switch_and_pulse_reach_the_simulated_devices(visit: Visit, kvm: Kv
     relay.check()
     wait_for("relay on", lambda: "relay on" in (kvm.run / "target.txt").read_text())
     relay.uncheck()
-    wait_for("relay off", lambda: "relay off" in (kvm.run / "target.txt").read_text())
+    wait_for(
+        "relay off",
+        lambda: "relay off" in (kvm.run / "target.txt").read_text(),
+        explain=lambda: (page.inner_text("#gpio-result"), kvm.api("GET", "/gpio")["result"]["state"]),
+    )
     # "Touch" asks first, then creates the flag file the flag input watches.
     (kvm.run / "gpio-flag").unlink(missing_ok=True)
     flag = page.get_by_role("img", name="flag")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.conftest import REPO
@@ -52,10 +53,17 @@ class Kvm:
             connection.close()
 
 
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 10) -> None:
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    seconds: float = 10,
+    explain: Callable[[], object] | None = None,
+) -> None:
+    """Poll `check`; on time-out, fail naming `what` and what `explain` says then."""
     deadline = time.monotonic() + seconds
     while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"never: {what}" + (f" ({explain()!r})" if explain else ""))
         time.sleep(0.05)
 
 

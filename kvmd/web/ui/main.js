@@ -62,7 +62,7 @@ class Console {
     });
     // Relative moves reach the target only through a relative mouse: the mode is the output.
     $("mouse-mode").addEventListener("change", () =>
-      act($("paste-result"), $("mouse-mode"), () => post("/hid/set_params", { mouse_output: $("mouse-mode").value })),
+      act($("hid-result"), $("mouse-mode"), () => post("/hid/set_params", { mouse_output: $("mouse-mode").value })),
     );
     $("special-keys").replaceChildren(
       ...SPECIAL_KEYS.map(([text, keys]) =>
@@ -71,7 +71,7 @@ class Console {
           {
             type: "button",
             "aria-label": KEY_LABELS[text] || `Send ${text}`,
-            onclick: (e) => act($("paste-result"), e.target, () => post("/hid/events/send_shortcut", { keys })),
+            onclick: (e) => act($("hid-result"), e.target, () => post("/hid/events/send_shortcut", { keys })),
           },
           text,
         ),

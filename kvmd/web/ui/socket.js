@@ -46,6 +46,7 @@ export class Link {
     clearInterval(this.pinger);
     if (this.ws) {
       this.ws.close();
+      this.ws = null;
     }
   }
 
@@ -61,7 +62,8 @@ export class Link {
       this.pinger = setInterval(() => this.ping(), PING_EVERY_MS);
     };
     ws.onmessage = (message) => this.receive(message.data);
-    ws.onclose = (event) => this.closed(event.code);
+    // Only the current socket's end counts: an old one may close after a restart.
+    ws.onclose = (event) => this.ws === ws && this.closed(event.code);
   }
 
   closed(code) {
