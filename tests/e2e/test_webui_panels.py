@@ -31,7 +31,7 @@ def test_gpio_switch_and_pulse_reach_the_simulated_devices(visit: Visit, kvm: Kv
     wait_for(
         "relay off",
         lambda: "relay off" in (kvm.run / "target.txt").read_text(),
-        explain=lambda: (page.inner_text("#gpio-result"), kvm.api("GET", "/gpio")["result"]["state"]),
+        explain=lambda: (page.inner_text("#gpio-result"), kvm.api("GET", "/gpio")["result"]),
     )
     # "Touch" asks first, then creates the flag file the flag input watches.
     (kvm.run / "gpio-flag").unlink(missing_ok=True)
