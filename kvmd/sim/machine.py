@@ -216,6 +216,7 @@ class ChipServer:
         self._path = path
         self.levels = dict.fromkeys(range(lines), False)
         self._clients: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[object] | None] = set()
         self._watchers: list[Callable[[int, bool], None]] = []
 
     def drive(self, pin: int, level: bool) -> None:
@@ -239,11 +240,20 @@ class ChipServer:
                 await server.serve_forever()
         finally:
             self._path.unlink(missing_ok=True)
+            # Hang up on the clients and let their handlers end at EOF: on Python 3.11 a
+            # handler still running at loop shutdown is cancelled and logs a traceback.
+            handlers = [task for task in self._handlers if task is not None]
+            for writer in self._clients:
+                writer.close()
+            if handlers:
+                await asyncio.wait(handlers, timeout=1)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         snapshot = b"".join(b"%d %d\n" % (pin, level) for pin, level in self.levels.items())
         writer.write(snapshot + b".\n")
         self._clients.add(writer)
+        handler = asyncio.current_task()
+        self._handlers.add(handler)
         try:
             while line := await reader.readline():
                 try:
@@ -261,6 +271,7 @@ class ChipServer:
             pass
         finally:
             self._clients.discard(writer)
+            self._handlers.discard(handler)
             writer.close()
 
 

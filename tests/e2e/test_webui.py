@@ -109,6 +109,30 @@ def test_typing_hello_reaches_the_simulated_screen(visit: Visit) -> None:
     page.locator("#screen").screenshot(path=str(ARTIFACTS / "typed.png"))
 
 
+def test_caps_lock_shows_the_hosts_led_and_focus_loss_releases(visit: Visit) -> None:
+    page = visit.login("admin")
+    page.click("#stream")
+    # The host answers Caps Lock with its LED report; the console shows what the host says.
+    page.keyboard.press("CapsLock")
+    page.wait_for_selector("#hid-state:has-text('caps lock')")
+    page.keyboard.type(" caps")
+    wait_for("upper case", lambda: " CAPS" in visit.kvm.screen(), explain=visit.kvm.screen)
+    # Shift as a real keyboard sends it: its own key, held around the letter.
+    page.keyboard.down("ShiftLeft")
+    page.keyboard.press("KeyQ")
+    page.keyboard.up("ShiftLeft")
+    wait_for("shift under caps lock", lambda: " CAPSq" in visit.kvm.screen())
+    page.keyboard.press("CapsLock")
+    wait_for("caps off", lambda: "caps lock" not in page.inner_text("#hid-state"))
+    # A button held on the picture is let go when the console loses focus.
+    page.mouse.move(200, 200)
+    page.mouse.down()
+    wait_for("left button held", lambda: "buttons 0x01" in visit.kvm.screen())
+    page.evaluate("document.getElementById('logout').focus()")
+    wait_for("released on blur", lambda: "buttons 0x00" in visit.kvm.screen())
+    page.mouse.up()
+
+
 def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
     page = visit.login("admin")
     box = page.locator("#stream").bounding_box()

@@ -203,10 +203,18 @@ export class GpioPanel {
     $("gpio-table").replaceChildren(...rows);
   }
 
-  /** One request at a time per control; then it shows the state as the daemon has it. */
+  /**
+   * One request at a time per control. A refused one puts the control back as the daemon
+   * has it; a done one waits for the state event (the state held now may predate it).
+   */
   async run(control, action) {
-    await act($("gpio-result"), control, action);
-    this.render(this.last);
+    const done = await act($("gpio-result"), control, async () => {
+      await action();
+      return true;
+    });
+    if (!done) {
+      this.render(this.last);
+    }
   }
 
   cell(model, cell) {
