@@ -45,16 +45,17 @@ run: $(BIN)/.installed $(RUN)/users.yaml
 	@echo
 	@# The simulated target: its USB host takes the keyboard and mouse reports and types
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
-	@# Both go away with kvmd.
+	@# Both go away after kvmd (setsid keeps Ctrl-C from them, so kvmd can still let go of
+	@# its keys and pins as it stops).
 	rm -f $(RUN)/gpiochip.sock
 	mkdir -p $(RUN)/msd
 	$(BIN)/kvmd-otg --main-config $(RUN)/kvmd.yaml --override-dir testenv/override.d \
 		--override-config $(RUN)/override.yaml start
-	$(BIN)/python -m kvmd.sim.usbhost --keyboard $(RUN)/hid-keyboard.sock \
+	setsid $(BIN)/python -m kvmd.sim.usbhost --keyboard $(RUN)/hid-keyboard.sock \
 		--mouse $(RUN)/hid-mouse.sock --mouse-alt $(RUN)/hid-mouse-alt.sock \
 		--layout configs/keymaps/en-us --screen $(RUN)/screen.txt & \
 	host=$$!; \
-	$(BIN)/python -m kvmd.sim.machine --chip $(RUN)/gpiochip.sock \
+	setsid $(BIN)/python -m kvmd.sim.machine --chip $(RUN)/gpiochip.sock \
 		--status $(RUN)/target.txt --relay 5 & \
 	machine=$$!; trap 'kill $$host $$machine 2>/dev/null' EXIT INT TERM; \
 	for _ in $$(seq 50); do [ -S $(RUN)/gpiochip.sock ] && break; sleep 0.1; done; \
