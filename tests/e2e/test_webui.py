@@ -154,6 +154,7 @@ def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
         "relative mouse",
         lambda: visit.kvm.api("GET", "/hid")["result"]["mouse"]["absolute"] is False,
     )
+    page.wait_for_selector("#screen[data-mode='relative']")  # the page knows it too
     try:
         page.mouse.click(*target)
         # (wait_for_function would evaluate a string, which the console's CSP forbids.)
@@ -192,6 +193,12 @@ def test_power_click_lights_the_power_led(visit: Visit) -> None:
     assert led.get_attribute("aria-label") == "Power LED: on"
     assert (visit.kvm.run / "target.txt").read_text().startswith("target power on")
     page.locator("#atx-panel").screenshot(path=str(ARTIFACTS / "atx-on.png"))
+    # Pressed again, the target shuts down and the LED goes dark (and the next test finds
+    # the machine off, as this one did).
+    page.click("#atx-power")
+    page.click("#confirm-ok")
+    page.wait_for_selector("#led-power[data-on='0']")
+    assert (visit.kvm.run / "target.txt").read_text().startswith("target power off")
 
 
 def test_upload_an_image_with_progress_and_connect_it(visit: Visit) -> None:

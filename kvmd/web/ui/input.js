@@ -128,6 +128,7 @@ export class Capture {
 
   setMode(mode) {
     this.mode = mode;
+    this.screen.dataset.mode = mode;
     if (mode !== "relative" && this.locked()) {
       document.exitPointerLock();
     }
