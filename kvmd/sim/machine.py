@@ -113,12 +113,19 @@ class Machine:
                 self._later("power_on", self._timing.press, self._power_on)
             self._later("force_off", self._timing.force_off, self._force_off)
             return
-        self._cancel("power_on")
         self._cancel("force_off")
         if self._power_press is None:
+            self._cancel("power_on")
             return
         ((started, was_on), self._power_press) = (self._power_press, None)
         held = time.monotonic() - started
+        if "power_on" in self._timers:
+            self._cancel("power_on")
+            # The release can be read before the due timer runs (asyncio handles I/O first
+            # in a loop turn): a press long enough still counts.
+            if held >= self._timing.press:
+                self._power_on()
+            return
         if was_on and self.powered and self._timing.press <= held < self._timing.force_off:
             logger.info("shutting down")
             self._set_hdd(True)

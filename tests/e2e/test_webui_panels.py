@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from kvmd import __version__
@@ -27,6 +28,8 @@ def test_gpio_switch_and_pulse_reach_the_simulated_devices(visit: Visit, kvm: Kv
     assert not relay.is_checked()
     relay.check()
     wait_for("relay on", lambda: "relay on" in (kvm.run / "target.txt").read_text())
+    # Done when the page says so: the switch enabled again, and on.
+    page.wait_for_selector("input[aria-label='Relay switch']:checked:enabled")
     relay.uncheck()
     wait_for(
         "relay off",
@@ -150,6 +153,28 @@ def test_a_forced_password_change_comes_before_the_console(visit: Visit, kvm: Kv
     assert page.inner_text("#who") == "newbie"
     basic = {"X-KVMD-User": "newbie", "X-KVMD-Passwd": "a new passphrase"}
     assert kvm.api("GET", "/atx", headers=basic)["ok"] is True
+
+
+def test_login_with_a_two_factor_code(visit: Visit, kvm: Kvm) -> None:
+    # 2FA on, as `kvmd-totp init` turns it on: the daemon reads the secret on every check.
+    secret = pyotp.random_base32()
+    path = kvm.run / "totp.secret"
+    path.write_text(secret + "\n")
+    try:
+        page = visit.page
+        page.goto(kvm.url + "/")
+        page.fill("#login-user", "operator")
+        page.fill("#login-passwd", "operator")
+        page.click("#login-submit")
+        page.wait_for_selector("#login-error:has-text('Wrong user, password or code.')")
+        page.fill("#login-code", pyotp.TOTP(secret).now())
+        page.click("#login-submit")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.inner_text("#who") == "operator"
+        # The field is emptied: the code is never kept in the page.
+        assert page.input_value("#login-code") == ""
+    finally:
+        path.unlink()
 
 
 def test_admins_manage_users_and_keys_in_the_console(visit: Visit, kvm: Kvm) -> None:

@@ -26,7 +26,8 @@ export class AtxPanel {
   async click(control) {
     const button = control.dataset.button;
     if (await confirmed(ATX_QUESTIONS[button])) {
-      await act($("atx-result"), control, () => post("/atx/click", { button }));
+      // Answered when the press is over, so the buttons stay off until ATX is free again.
+      await act($("atx-result"), control, () => post("/atx/click", { button, wait: true }));
       this.render(this.state);
     }
   }
@@ -166,14 +167,18 @@ export class MsdPanel {
 export class GpioPanel {
   constructor() {
     this.may = false;
-    this.model = null;
+    this.model = null; // as JSON, to compare
     this.cells = []; // [channel, kind, element] to refresh on state events
+    this.pending = new Set(); // controls whose request is under way
   }
 
   render(event) {
     this.last = event;
-    if (event.model && event.model !== this.model) {
-      this.model = event.model;
+    // Every gpio event carries the model: rebuild the controls only when it changed, or a
+    // click in progress would lose its element.
+    const model = event.model && JSON.stringify(event.model);
+    if (model && model !== this.model) {
+      this.model = model;
       this.build(event.model);
     }
     const state = event.state || {};
@@ -184,11 +189,12 @@ export class GpioPanel {
       }
       if (kind === "inputs") {
         setLed(el, now.state, channel);
-      } else if (el.type === "checkbox") {
-        el.checked = now.state;
-        el.disabled = !this.may || !now.online || now.busy;
       } else {
-        el.disabled = !this.may || !now.online || now.busy;
+        // While a switch is under way its state is the old one: keep showing the new one.
+        if (el.type === "checkbox" && !now.busy && !this.pending.has(el)) {
+          el.checked = now.state;
+        }
+        el.disabled = !this.may || !now.online || now.busy || this.pending.has(el);
       }
     }
   }
@@ -204,17 +210,14 @@ export class GpioPanel {
   }
 
   /**
-   * One request at a time per control. A refused one puts the control back as the daemon
-   * has it; a done one waits for the state event (the state held now may predate it).
+   * One request at a time per control, answered when the operation is over (wait=1: the
+   * channel is busy a little after its write). Then the control shows the daemon's state.
    */
   async run(control, action) {
-    const done = await act($("gpio-result"), control, async () => {
-      await action();
-      return true;
-    });
-    if (!done) {
-      this.render(this.last);
-    }
+    this.pending.add(control);
+    await act($("gpio-result"), control, action);
+    this.pending.delete(control);
+    this.render(this.last);
   }
 
   cell(model, cell) {
@@ -243,13 +246,13 @@ export class GpioPanel {
           control.checked = !state;
           return;
         }
-        await this.run(control, () => post("/gpio/switch", { channel: cell.channel, state }));
+        await this.run(control, () => post("/gpio/switch", { channel: cell.channel, state, wait: true }));
       });
     } else {
       control = h("button", { type: "button" }, label);
       control.addEventListener("click", async () => {
         if (!cell.confirm || (await confirmed(`Press ${label}?`))) {
-          await this.run(control, () => post("/gpio/pulse", { channel: cell.channel }));
+          await this.run(control, () => post("/gpio/pulse", { channel: cell.channel, wait: true }));
         }
       });
     }

@@ -4,6 +4,7 @@
 import asyncio
 import logging
 import threading
+import time
 
 import pytest
 
@@ -148,3 +149,41 @@ async def test_the_machine_turns_on_and_is_cut_off_by_a_long_hold(tmp_path):
         assert not machine.powered
         assert machine.boots == 1
         lines.release()
+
+
+class _Panel:
+    """The machine's side of a chip, in process: what it drives, and who watches."""
+
+    def __init__(self):
+        self.driven = {}
+        self.watchers = []
+
+    def watch(self, callback):
+        self.watchers.append(callback)
+
+    def drive(self, pin, level):
+        self.driven[pin] = level
+
+    def set(self, pin, level):
+        for callback in self.watchers:
+            callback(pin, level)
+
+
+async def test_a_long_enough_press_counts_even_when_its_release_is_read_first():
+    # A busy loop reads the release before running the due power-on timer (asyncio handles
+    # I/O first in a turn): the press lasted long enough, so the machine still starts.
+    panel = _Panel()
+    wiring = Wiring()
+    machine = Machine(panel, wiring, timing=Timing(press=0.05)).attach()
+    panel.set(wiring.power_switch, True)
+    time.sleep(0.08)  # the loop is blocked past the timer's due time
+    panel.set(wiring.power_switch, False)
+    assert (machine.powered, machine.boots) == (True, 1)
+    assert panel.driven[wiring.power_led] is True
+    # Shorter than `press` is still nothing, however it is read.
+    quick = _Panel()
+    machine = Machine(quick, wiring, timing=Timing(press=0.05)).attach()
+    quick.set(wiring.power_switch, True)
+    quick.set(wiring.power_switch, False)
+    await asyncio.sleep(0.08)
+    assert machine.powered is False
