@@ -50,11 +50,12 @@ export class AdminPanel {
         get("/auth/keys"),
         get("/auth/sessions"),
       ]);
+      const section = (children) => h("div", { class: "admin-section" }, ...children);
       $("admin-body").replaceChildren(
-        ...this.users(users.users, roles.roles),
-        ...this.roles(roles.roles),
-        ...this.keys(keys.keys),
-        ...this.sessions(sessions.sessions),
+        section(this.users(users.users, roles.roles)),
+        section(this.roles(roles.roles)),
+        section(this.keys(keys.keys)),
+        section(this.sessions(sessions.sessions)),
       );
     } catch (err) {
       $("admin-result").textContent = err.message;

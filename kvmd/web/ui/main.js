@@ -152,7 +152,7 @@ class Console {
     this.gpio.may = may("gpio");
     this.video.may = may("streamer");
     $("log-panel").hidden = !this.permissions.has("logs");
-    $("admin-panel").hidden = !this.permissions.has("admin");
+    $("admin-section").hidden = !this.permissions.has("admin");
     const { state } = this.link;
     this.atx.render(state.atx);
     this.msd.render(state.msd);
