@@ -18,6 +18,7 @@ from kvmd.bus import Bus, Topic
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader, LogRing
+from kvmd.notify import Notifier
 from kvmd.ocr import Ocr
 from kvmd.plugins.atx import make_atx
 from kvmd.plugins.backend import Backend
@@ -92,14 +93,18 @@ async def main(config: Config, ring: LogRing) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier()
     async with contextlib.AsyncExitStack() as stack:
         loops = await start(deps, stack)
         runner = await _serve(config, make_app(deps), stack)
+        # Type=notify: systemd starts what depends on kvmd only now, when it listens.
+        notifier.notify(READY="1", STATUS="Serving")
         async with asyncio.TaskGroup() as tasks:
             # A loop that dies fails the group: the process exits non-zero and systemd restarts it.
-            runs = [tasks.create_task(coro) for coro in loops]
+            runs = [tasks.create_task(coro) for coro in [*loops, notifier.run_watchdog()]]
             await stop.wait()
             logger.info("Stopping")
+            notifier.notify(STOPPING="1", STATUS="Stopping")
             await _shutdown(runner, deps.hub, limit=config.kvmd.server.shutdown_timeout)
             for task in runs:
                 task.cancel()

@@ -5,57 +5,21 @@
 own cookies), as a new visitor would. Screenshots go to build/artifacts/webui/.
 """
 
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
-from tests.conftest import REPO
-from tests.e2e.test_daemon import free_port
-from tests.e2e.webui import ARTIFACTS, CHROMIUM, Kvm, Visit, wait_for
-from tests.procs import alive, pids_with
+from tests.e2e.webui import ARTIFACTS, CHROMIUM, Kvm, Visit, make_run, serving, wait_for
 
 
 @pytest.fixture(scope="session")
 def kvm() -> Iterator[Kvm]:
-    run = Path(tempfile.mkdtemp(prefix="kvmd-ui-"))  # short: unix socket paths live here
-    port = free_port()
-    log = (run / "make-run.log").open("wb")
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"PORT={port}", f"RUN={run}"],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # the daemon, USB host and machine share its process group
-    )
-    kvm = Kvm(port, run)
-    try:
-        wait_for("make run serves the API", lambda: _answers(kvm), seconds=40)
+    with make_run("kvmd-ui-") as (kvm, _):
+        wait_for("make run serves the API", lambda: serving(kvm), seconds=40)
         wait_for("HID online", lambda: kvm.api("GET", "/hid")["result"]["online"] is True)
         yield kvm
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
-        log.close()
-        # Kept with the screenshots: what the daemon and the simulated target said.
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(run / "make-run.log", ARTIFACTS / "make-run.log")
-        # Nothing of that run is left behind: every process named its state directory.
-        wait_for("make run's children exit", lambda: not any(map(alive, pids_with(str(run)))))
-        shutil.rmtree(run, ignore_errors=True)
-
-
-def _answers(kvm: Kvm) -> bool:
-    try:
-        return kvm.api("GET", "/auth/check")["ok"] is True
-    except OSError:
-        return False
 
 
 # Per module: Playwright's sync API runs a loop of its own, which must not outlive the

@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Driving the web console: `make run` as the tests see it, and a page that watches itself."""
 
+import contextlib
 import http.client
 import json
+import os
 import re
+import shutil
+import signal
+import subprocess
+import tempfile
 import time
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.conftest import REPO
+from tests.e2e.test_daemon import free_port
+from tests.procs import alive, pids_with
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "build" / "artifacts" / "webui"
@@ -51,6 +59,48 @@ class Kvm:
             return json.loads(connection.getresponse().read())
         finally:
             connection.close()
+
+
+@contextlib.contextmanager
+def make_run(
+    prefix: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[Kvm, "subprocess.Popen[bytes]"]]:
+    """`make run` on a free port in a new state directory; yields it and the make process.
+
+    At the end the whole run is stopped (SIGTERM to its process group, as Ctrl-C would)
+    and nothing that named its directory may be left running.
+    """
+    run = Path(tempfile.mkdtemp(prefix=prefix))  # short: unix socket paths live here
+    port = free_port()
+    log = (run / "make-run.log").open("wb")
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"PORT={port}", f"RUN={run}"],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # make, its shell and kvmd share this process group
+        env=env,
+    )
+    kvm = Kvm(port, run)
+    try:
+        yield (kvm, proc)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        log.close()
+        # Kept with the screenshots: what the daemon and the simulated target said.
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(run / "make-run.log", ARTIFACTS / f"{prefix}make-run.log")
+        wait_for("make run's children exit", lambda: not any(map(alive, pids_with(str(run)))))
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def serving(kvm: Kvm) -> bool:
+    try:
+        return kvm.api("GET", "/auth/check")["ok"] is True
+    except OSError:
+        return False
 
 
 def wait_for(
