@@ -62,7 +62,7 @@ async def test_the_watchdog_pings_until_cancelled(tmp_path):
         sock.setblocking(False)
         notifier = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "40000"})
         task = asyncio.create_task(notifier.run_watchdog())
-        pings = []
+        pings: list[bytes] = []
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(5):
             while len(pings) < 3:
