@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
 # installed only where the command is missing.
 SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng \
-	chromium=chromium systemd-analyze=systemd
+	chromium=chromium systemd-analyze=systemd nginx=nginx openssl=openssl
 
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do \
