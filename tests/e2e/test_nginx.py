@@ -55,6 +55,21 @@ def site_config(kvm: Kvm, root: Path, https: int, http: int) -> str:
     return text
 
 
+def main_config(root: Path) -> str:
+    """The shipped nginx.conf, with its paths in this test's directory."""
+    text = (REPO / "configs" / "nginx" / "nginx.conf").read_text()
+    for old, new in (
+        # No kvmd group here, and make run's sockets sit in a 0700 directory.
+        ("user www-data kvmd;", "user root;"),
+        ("/run/kvmd-nginx/", f"{root}/"),
+        ("error_log stderr warn;", f"error_log {root}/error.log warn;"),
+        ("include /etc/kvmd/nginx/kvmd.conf;", f"include {root}/kvmd.conf;"),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 @pytest.fixture(scope="module")
 def nginx(kvm: Kvm) -> Iterator[Nginx]:
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -65,30 +80,15 @@ def nginx(kvm: Kvm) -> Iterator[Nginx]:
     gencert = Path(sys.executable).parent / "kvmd-gencert"
     subprocess.run([gencert, "--dir", root / "ssl", "--name", "127.0.0.1"], check=True)
     (root / "kvmd.conf").write_text(site_config(kvm, root, https, http))
-    (root / "nginx.conf").write_text(
-        f"""daemon off;
-user root;  # the workers reach make run's sockets in a 0700 directory
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log {root}/access.log;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    include {root}/kvmd.conf;
-}}
-"""
-    )
+    (root / "nginx.conf").write_text(main_config(root))
     checked = subprocess.run(
         [binary, "-t", "-c", root / "nginx.conf"], capture_output=True, text=True, check=False
     )
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
-    proc = subprocess.Popen([binary, "-c", root / "nginx.conf"], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-c", root / "nginx.conf", "-g", "daemon off;"], stderr=subprocess.DEVNULL
+    )
     served = Nginx(root, https, http)
     try:
         wait_for("nginx answers", lambda: served.status(f"{served.url}/") == "200")

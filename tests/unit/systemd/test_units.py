@@ -32,7 +32,11 @@ def staged(tmp_path: Path) -> list[Path]:
 
 
 def test_there_are_units() -> None:
-    assert [unit.name for unit in UNITS] == ["kvmd-otg.service", "kvmd.service"]
+    assert [unit.name for unit in UNITS] == [
+        "kvmd-nginx.service",
+        "kvmd-otg.service",
+        "kvmd.service",
+    ]
 
 
 def test_every_unit_verifies(staged: list[Path]) -> None:
