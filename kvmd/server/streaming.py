@@ -4,12 +4,20 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Coroutine
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
 
 # How often a quiet stream looks whether its client is still there.
 _PROBE_INTERVAL = 0.5
+
+
+class FollowQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """`?seek=N&follow=0|1` of a line stream: the last N seconds (0 = all), then live."""
+
+    seek: Annotated[int, msgspec.Meta(ge=0)] = 0
+    follow: bool = False
 
 
 async def stream_lines(
