@@ -9,6 +9,12 @@ export class ApiError extends Error {
   }
 }
 
+/** The error a failed answer carries in its envelope, or its HTTP status when it has none. */
+function failure(status, data) {
+  const result = (data && data.result) || {};
+  return new ApiError(status, result.error || `HTTP ${status}`, result.error_msg || "");
+}
+
 /** Query string from an object; booleans as 1/0, null and undefined left out. */
 export function query(params) {
   const out = new URLSearchParams();
@@ -28,15 +34,10 @@ export async function call(method, path, params, body) {
     body,
     credentials: "same-origin",
   });
-  let data = null;
-  try {
-    data = await response.json();
-  } catch {
-    // A proxy's HTML page or an empty body: reported below by its status.
-  }
+  // A proxy's HTML page or an empty body is no envelope: reported by its status.
+  const data = await response.json().catch(() => null);
   if (!response.ok || !data || !data.ok) {
-    const result = (data && data.result) || {};
-    throw new ApiError(response.status, result.error || `HTTP ${response.status}`, result.error_msg || "");
+    throw failure(response.status, data);
   }
   return data.result;
 }
@@ -64,8 +65,7 @@ export function upload(path, params, body, onProgress) {
         onProgress(1);
         resolve(data.result);
       } else {
-        const result = (data && data.result) || {};
-        reject(new ApiError(xhr.status, result.error || `HTTP ${xhr.status}`, result.error_msg || ""));
+        reject(failure(xhr.status, data));
       }
     };
     xhr.onerror = () => reject(new ApiError(0, "NetworkError", "the device did not answer"));
@@ -77,13 +77,7 @@ export function upload(path, params, body, onProgress) {
 export async function* lines(path, params, init) {
   const response = await fetch(`/api${path}${query(params)}`, { credentials: "same-origin", ...init });
   if (!response.ok) {
-    let result = {};
-    try {
-      result = (await response.json()).result || {};
-    } catch {
-      // Not the envelope.
-    }
-    throw new ApiError(response.status, result.error || `HTTP ${response.status}`, result.error_msg || "");
+    throw failure(response.status, await response.json().catch(() => null));
   }
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
