@@ -8,7 +8,6 @@ import io
 import json
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -51,13 +50,6 @@ def test_live_video_as_make_run_serves_it(kvm: Kvm) -> None:
 
 def test_typed_text_reaches_the_screen_and_the_video(kvm: Kvm) -> None:
     url = kvm.url
-    deadline = time.monotonic() + 10
-    while (
-        json.loads(curl("-u", "admin:admin", f"{url}/api/hid").stdout)["result"]["online"]
-        is not True
-    ):
-        assert time.monotonic() < deadline, "HID never came online"
-        time.sleep(0.1)
     typed = curl(
         "-u",
         "admin:admin",
@@ -68,16 +60,18 @@ def test_typed_text_reaches_the_screen_and_the_video(kvm: Kvm) -> None:
         f"{url}/api/hid/print",
     )
     assert json.loads(typed.stdout) == {"ok": True, "result": {}}
-    while "Hello from kvmd" not in kvm.screen():
-        assert time.monotonic() < deadline, "the simulated host never typed it"
-        time.sleep(0.05)
+    wait_for("the simulated host types it", lambda: "Hello from kvmd" in kvm.screen())
+
     # What the target "shows" is in the video: OCR of a snapshot reads it back.
-    while (
-        b"Hello from kvmd"
-        not in (ocr := curl("-u", "admin:admin", f"{url}/api/streamer/snapshot?ocr=1")).stdout
-    ):
-        assert time.monotonic() < deadline + 10, f"not on screen: {ocr.stdout[:200]!r}"
-        time.sleep(0.2)
+    def ocr() -> bytes:
+        return curl("-u", "admin:admin", f"{url}/api/streamer/snapshot?ocr=1").stdout
+
+    wait_for(
+        "on screen",
+        lambda: b"Hello from kvmd" in ocr(),
+        explain=lambda: ocr()[:200],
+        interval=0.2,  # each look runs tesseract
+    )
 
 
 def test_a_power_click_turns_the_simulated_target_on(kvm: Kvm) -> None:
@@ -87,7 +81,7 @@ def test_a_power_click_turns_the_simulated_target_on(kvm: Kvm) -> None:
     ws = subprocess.Popen(
         [
             WEBSOCAT,
-            f"ws://127.0.0.1:{url.rsplit(':', 1)[1]}/api/ws?stream=0",
+            f"ws://127.0.0.1:{kvm.port}/api/ws?stream=0",
             "-H",
             "X-KVMD-User:admin",
             "-H",

@@ -108,13 +108,15 @@ def wait_for(
     check: Callable[[], bool],
     seconds: float = 10,
     explain: Callable[[], object] | None = None,
+    interval: float = 0.05,
 ) -> None:
-    """Poll `check`; on time-out, fail naming `what` and what `explain` says then."""
+    """Poll `check` every `interval`; on time-out, fail naming `what` and what `explain`
+    says then."""
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:
             pytest.fail(f"never: {what}" + (f" ({explain()!r})" if explain else ""))
-        time.sleep(0.05)
+        time.sleep(interval)
 
 
 class Visit:
