@@ -61,8 +61,15 @@ export class MsdPanel {
     on("msd-download", (control) => this.download(control));
   }
 
-  run(control, action) {
-    return act($("msd-result"), control, action).finally(() => this.render(this.state));
+  /** An action from a control; a `transfer` keeps the drive's controls off until it ends. */
+  run(control, action, transfer = false) {
+    this.transfer ||= transfer;
+    return act($("msd-result"), control, action).finally(() => {
+      if (transfer) {
+        this.transfer = false;
+      }
+      this.render(this.state);
+    });
   }
 
   connect(control) {
@@ -93,10 +100,7 @@ export class MsdPanel {
       $("msd-percent").textContent = `${percent}%`;
     };
     progress(0);
-    this.transfer = true;
-    await this.run(control, () => upload("/msd/write", { image: file.name }, file, progress));
-    this.transfer = false;
-    this.render(this.state);
+    await this.run(control, () => upload("/msd/write", { image: file.name }, file, progress), true);
   }
 
   async download(control) {
@@ -107,8 +111,7 @@ export class MsdPanel {
     }
     const bar = $("msd-download-progress");
     bar.value = 0;
-    this.transfer = true;
-    await this.run(control, async () => {
+    const download = async () => {
       // The answer streams JSON lines {image: {name, size, written}} until the end.
       for await (const line of lines("/msd/write_remote", { url }, { method: "POST" })) {
         if (!line.trim()) {
@@ -123,9 +126,8 @@ export class MsdPanel {
           bar.value = Math.floor((image.written / image.size) * 100);
         }
       }
-    });
-    this.transfer = false;
-    this.render(this.state);
+    };
+    await this.run(control, download, true);
   }
 
   render(state) {
