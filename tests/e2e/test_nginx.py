@@ -129,14 +129,10 @@ def test_https_login_console_and_401(nginx: Nginx, kvm: Kvm) -> None:
     page = nginx.curl(f"{nginx.url}/")
     assert b"<title>kvmd</title>" in page.stdout
     # Plain HTTP is sent to HTTPS.
-    redirect = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", nginx.http + "/x"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
+    redirect = nginx.curl(
+        "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", nginx.http + "/x"
     )
-    assert redirect.stdout == "301 https://127.0.0.1/x"
+    assert redirect.stdout == b"301 https://127.0.0.1/x"
 
 
 def test_websocket_and_mjpeg_through_auth_request(nginx: Nginx) -> None:
