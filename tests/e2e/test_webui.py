@@ -212,7 +212,16 @@ def test_upload_an_image_with_progress_and_connect_it(visit: Visit) -> None:
     assert page.eval_on_selector("#msd-progress", "bar => bar.value") == 100
     page.wait_for_selector("#msd-image option[value='tiny.iso']", state="attached")
     assert (visit.kvm.run / "msd" / "tiny.iso").read_bytes() == image
+    # The drive last had another image (as after the README's curl example); the owner's
+    # choice in the page must survive the state events that keep coming.
+    kvm = visit.kvm
+    assert kvm.api("POST", "/msd/write?image=before.iso", body=b"x" * 4096)["ok"] is True
+    assert kvm.api("POST", "/msd/set_params?image=before.iso")["ok"] is True
+    page.wait_for_selector("#msd-state:has-text('before.iso, disconnected')")
     page.select_option("#msd-image", "tiny.iso")
+    assert kvm.api("POST", "/msd/write?image=after.iso", body=b"x" * 4096)["ok"] is True
+    page.wait_for_selector("#msd-image option[value='after.iso']", state="attached")
+    assert page.input_value("#msd-image") == "tiny.iso"
     page.check("#msd-cdrom")
     page.click("#msd-connect")
     page.wait_for_selector("#msd-state:has-text('tiny.iso, connected as CD-ROM')")
@@ -222,6 +231,8 @@ def test_upload_an_image_with_progress_and_connect_it(visit: Visit) -> None:
     page.locator("#msd-panel").screenshot(path=str(ARTIFACTS / "msd-connected.png"))
     page.click("#msd-disconnect")
     page.wait_for_selector("#msd-state:has-text('tiny.iso, disconnected')")
+    for name in ("before.iso", "after.iso"):
+        assert kvm.api("POST", f"/msd/remove?image={name}")["ok"] is True
     assert (lun / "file").read_text().strip() == ""
 
 

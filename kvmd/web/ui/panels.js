@@ -138,7 +138,9 @@ export class MsdPanel {
     const { drive, storage } = state;
     const names = Object.keys(storage.images || {}).sort();
     const select = $("msd-image");
-    const chosen = drive.image ? drive.image.name : select.value;
+    // A connected drive shows its image; otherwise the owner's choice stands (the image
+    // the drive last had only fills an empty choice), whatever events come meanwhile.
+    const chosen = (drive.connected && drive.image?.name) || select.value || drive.image?.name;
     select.replaceChildren(
       ...names.map((name) =>
         h("option", { value: name, selected: name === chosen }, `${name} (${bytes(storage.images[name].size)})`),
