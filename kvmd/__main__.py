@@ -5,8 +5,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from kvmd import __version__, app
+from kvmd.auth.files import exposed_secrets
 from kvmd.config.args import EX_CONFIG, add_config_args, load_from_args
 from kvmd.config.dump import dump_config
 from kvmd.config.schema import Config
@@ -47,6 +49,12 @@ def _check(config: Config) -> None:
     server = config.kvmd.server
     if not server.unix and not server.port:
         raise ConfigError("kvmd.server: neither unix nor port is set, nothing to listen on")
+    auth = config.kvmd.auth
+    # Checked only here, at start: the daemon refuses to run on secrets anyone could read.
+    secrets = [auth.internal.file, auth.totp.secret.file, auth.files.keys]
+    findings = exposed_secrets([Path(raw) for raw in secrets if raw])
+    if findings:
+        raise ConfigError("; ".join(findings))
 
 
 def run() -> None:

@@ -57,3 +57,26 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def exposed_secrets(paths: list[Path]) -> list[str]:
+    """Why each existing secret file is unsafe: readable or writable by every local user.
+
+    A group may read a secret (nginx's group for the TLS key, `kvmd` for a shared
+    htpasswd); other users may not. A missing file is no finding: the feature is off.
+    """
+    findings = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            findings.append(f"{path}: can't check its mode: {exc.strerror}")
+            continue
+        if mode & 0o006:
+            findings.append(
+                f"{path}: mode {mode:04o} lets every user "
+                f"{'read' if mode & 0o004 else 'write'} it; chmod o-rwx {path}"
+            )
+    return findings

@@ -33,6 +33,7 @@ class Daemon:
         self.port = free_port()
         self.unix = tmp_path / "run" / "kvmd.sock"
         (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+        (tmp_path / "htpasswd").chmod(0o600)  # kvmd refuses a world-readable one
         data = deep_merge(
             config_data(tmp_path),
             {"kvmd": {"server": {"unix": str(self.unix), "port": self.port, "host": "127.0.0.1"}}},

@@ -25,6 +25,7 @@ def start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int, str]:
     port = free_port()
     sock = str(tmp_path / "us.sock")
     (tmp_path / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
+    (tmp_path / "htpasswd").chmod(0o600)  # kvmd refuses a world-readable one
     streamer = {
         "type": "ustreamer",
         "unix": sock,

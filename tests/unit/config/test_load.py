@@ -137,3 +137,28 @@ def test_shipped_configs_load(path):
     repo = Path(__file__).resolve().parents[3]
     config = load_files([repo / path])
     assert config.kvmd.server.unix_mode == 0o660
+
+
+def test_cli_refuses_world_readable_secrets(tmp_path):
+    htpasswd = write(tmp_path / "htpasswd", "admin:$2b$04$x\n")
+    totp = write(tmp_path / "totp.secret", "JBSWY3DPEHPK3PXP\n")
+    keys = write(tmp_path / "keys.json", '{"keys": []}\n')
+    htpasswd.chmod(0o644)
+    totp.chmod(0o602)
+    keys.chmod(0o640)  # group-readable is allowed: nginx's or kvmd's group
+    auth = (
+        f"kvmd:\n  server:\n    port: 1\n  auth:\n    internal:\n      file: {htpasswd}\n"
+        f"    totp:\n      secret:\n        file: {totp}\n    files:\n      keys: {keys}\n"
+    )
+    main = write(tmp_path / "m.yaml", auth)
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert result.returncode == 78
+    assert result.stderr == (
+        f"kvmd: config error: {htpasswd}: mode 0644 lets every user read it; "
+        f"chmod o-rwx {htpasswd}; {totp}: mode 0602 lets every user write it; "
+        f"chmod o-rwx {totp}\n"
+    )
+    htpasswd.chmod(0o600)
+    totp.chmod(0o600)
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
+    assert (result.returncode, result.stderr) == (0, "")
