@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from kvmd.auth.files import exposed_secrets
+
 _PROG = "kvmd-gencert"
 KEY = "server.key"
 CERT = "server.crt"
@@ -25,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _make_parser().parse_args(argv)
     folder = Path(args.dir)
     if (folder / KEY).exists() and (folder / CERT).exists() and not args.force:
+        # nginx would serve it anyway: a key anyone can read stops the start instead.
+        for finding in exposed_secrets([folder / KEY]):
+            print(f"{_PROG}: {finding}", file=sys.stderr)
+            return 1
         print(f"{_PROG}: {folder / CERT} exists; --force replaces it")
         return 0
     openssl = shutil.which("openssl")

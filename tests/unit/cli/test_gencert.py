@@ -57,3 +57,14 @@ def test_a_bad_request_is_reported(tmp_path, capsys):
     assert main(["--dir", str(tmp_path), "--name", "x", "--days", "-5"]) == 1
     assert "openssl failed" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_key_anyone_can_read_stops_nginx(tmp_path, capsys):
+    assert main(["--dir", str(tmp_path), "--name", "x"]) == 0
+    key = tmp_path / "server.key"
+    key.chmod(0o644)
+    capsys.readouterr()
+    assert main(["--dir", str(tmp_path), "--name", "x"]) == 1
+    assert capsys.readouterr().err == (
+        f"kvmd-gencert: {key}: mode 0644 lets every user read it; chmod o-rwx {key}\n"
+    )
