@@ -10,6 +10,8 @@ written, and removal falls back to deleting them.
 import contextlib
 import errno
 import logging
+import os
+import pwd
 import shutil
 from pathlib import Path
 
@@ -116,6 +118,7 @@ class Gadget:
                 nofua="1",
                 file="",
             )
+            self._give(f"{function}/lun.0", "file", "cdrom", "ro", "forced_eject")
             self._link(function)
         (self.path / "UDC").write_text(udc + "\n")
         logger.info("Gadget %s bound to %s", config.gadget, udc)
@@ -148,6 +151,19 @@ class Gadget:
         path.mkdir(parents=True, exist_ok=True)
         for name, value in attributes.items():
             (path / name).write_text(value + "\n" if value else "")
+
+    def _give(self, folder: str, *names: str) -> None:
+        """Hand attribute files to `user` (configfs keeps an owner set on them)."""
+        if not self._config.user:
+            return
+        try:
+            user = pwd.getpwnam(self._config.user)
+        except KeyError:
+            raise GadgetError(f"no user {self._config.user!r} to hand the drive to") from None
+        for name in names:
+            path = self.path / folder / name
+            if path.exists():
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _link(self, function: str) -> None:
         link = self.path / "configs" / "c.1" / Path(function).name

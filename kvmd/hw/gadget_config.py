@@ -37,5 +37,8 @@ class OtgConfig(Section, frozen=True):
     product: str = "Composite KVM Device"
     serial: str = "CAFEBABE"
     max_power: Annotated[int, Meta(ge=0, le=500)] = 250  # mA
+    # kvmd runs as this user and changes the drive's medium: kvmd-otg (root) hands it the
+    # LUN's attribute files. Empty: they stay root's (kvmd runs as root, or in tests).
+    user: str = ""
     hid: OtgHidFunctions = field(default_factory=OtgHidFunctions)
     msd: OtgMsdFunction = field(default_factory=OtgMsdFunction)

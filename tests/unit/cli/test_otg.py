@@ -2,6 +2,7 @@
 """`kvmd-otg` against a temporary directory standing in for configfs."""
 
 import json
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,31 @@ def test_bad_config_exits_78(configfs):
     done = kvmd_otg(configfs, "start")
     assert done.returncode == 78
     assert "otg.gadget" in done.stderr
+
+
+def test_the_drive_is_handed_to_kvmds_user(configfs):
+    main = configfs.parent / "main.yaml"
+    config = json.loads(main.read_text())
+    config["otg"]["user"] = "nobody"
+    main.write_text(json.dumps(config))
+    assert kvmd_otg(configfs, "start").returncode == 0
+    lun = configfs / "usb_gadget" / "kvmd" / "functions" / "mass_storage.usb0" / "lun.0"
+    nobody = pwd.getpwnam("nobody")
+    owners = {p.name: (p.stat().st_uid, p.stat().st_gid) for p in sorted(lun.iterdir())}
+    mine = (nobody.pw_uid, nobody.pw_gid)
+    assert owners == {
+        "cdrom": mine,
+        "file": mine,
+        "nofua": (0, 0),
+        "removable": (0, 0),
+        "ro": mine,
+    }
+    assert kvmd_otg(configfs, "stop").returncode == 0
+
+    config["otg"]["user"] = "no-such-user"
+    main.write_text(json.dumps(config))
+    done = kvmd_otg(configfs, "start")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "kvmd-otg: no user 'no-such-user' to hand the drive to\n",
+    )
