@@ -132,7 +132,7 @@ def test_yaml_octal_modes(tmp_path):
     assert load_files([legacy]).kvmd.server.unix_mode == 0o600
 
 
-@pytest.mark.parametrize("path", ["configs/kvmd/main.yaml", "testenv/kvmd.yaml"])
+@pytest.mark.parametrize("path", ["configs/kvmd/boards/rpi4-csi.yaml", "testenv/kvmd.yaml"])
 def test_shipped_configs_load(path):
     repo = Path(__file__).resolve().parents[3]
     config = load_files([repo / path])
