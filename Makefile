@@ -6,7 +6,7 @@ PORT ?= 8080
 RUN ?= testenv/run
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench clean install uninstall
 
 # System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
 # installed only where the command is missing.
@@ -76,6 +76,28 @@ test: lint typecheck pytest
 
 bench: $(BIN)/.installed $(RUN)/users.yaml
 	$(BIN)/python -m bench
+
+# On a Raspberry Pi, as root: `make install BOARD=rpi4-csi` (or zero2w-csi, rpi4-usb).
+# kvmd goes into its own venv; kvmd-install places units, configs and the first admin.
+# DESTDIR=<dir> works on a system image instead (no apt-get, nothing enabled live).
+BOARD ?= rpi4-csi
+INSTALL_VENV ?= /opt/kvmd
+PI_PACKAGES := python3-venv python3-dev gcc ustreamer nginx openssl tesseract-ocr tesseract-ocr-eng
+
+install:
+	@test "$$(id -u)" = 0 || { echo "make install: run as root"; exit 1; }
+	test -n "$(DESTDIR)" || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PI_PACKAGES); }
+	test -x $(DESTDIR)$(INSTALL_VENV)/bin/python || $(PYTHON) -m venv $(DESTDIR)$(INSTALL_VENV)
+	$(DESTDIR)$(INSTALL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DESTDIR)$(INSTALL_VENV)/bin/python -m pip install --quiet .
+	$(DESTDIR)$(INSTALL_VENV)/bin/kvmd-install --root $(or $(DESTDIR),/) install \
+		--board $(BOARD) --source $(CURDIR) --bin $(INSTALL_VENV)/bin
+
+# Keeps /etc/kvmd and /var/lib/kvmd; PURGE=1 removes them too.
+uninstall:
+	$(DESTDIR)$(INSTALL_VENV)/bin/kvmd-install --root $(or $(DESTDIR),/) uninstall $(if $(PURGE),--purge)
+	rm -rf $(DESTDIR)$(INSTALL_VENV)
 
 clean:
 	rm -rf $(VENV) testenv/run build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,7 +7,7 @@ def test_exposed_secrets_names_each_unsafe_file(tmp_path):
     group = tmp_path / "group"
     world = tmp_path / "world"
     loop = tmp_path / "loop"
-    for (path, mode) in [(private, 0o600), (group, 0o640), (world, 0o666)]:
+    for path, mode in [(private, 0o600), (group, 0o640), (world, 0o666)]:
         path.write_text("secret\n")
         path.chmod(mode)
     loop.symlink_to(loop)

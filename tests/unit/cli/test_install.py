@@ -78,7 +78,7 @@ def test_install_places_units_configs_user_and_first_admin(root):
         "etc/kvmd/nginx/nginx.conf": "configs/nginx/nginx.conf",
         "etc/kvmd/nginx/kvmd.conf": "configs/nginx/kvmd.conf",
     }
-    for (dest, src) in shipped.items():
+    for dest, src in shipped.items():
         assert (root / dest).read_bytes() == (REPO / src).read_bytes(), dest
         assert owner(root / dest) == (0o644, 0, 0), dest
     assert (root / "usr/lib/kvmd/platform").read_text() == (
