@@ -79,7 +79,8 @@ bench: $(BIN)/.installed $(RUN)/users.yaml
 
 # On a Raspberry Pi, as root: `make install BOARD=rpi4-csi` (or zero2w-csi, rpi4-usb).
 # kvmd goes into its own venv; kvmd-install places units, configs and the first admin.
-# DESTDIR=<dir> works on a system image instead (no apt-get, nothing enabled live).
+# DESTDIR=<dir> works on a mounted image of the same OS and architecture (no apt-get, nothing
+# started; the image needs ustreamer, nginx and openssl of its own).
 BOARD ?= rpi4-csi
 INSTALL_VENV ?= /opt/kvmd
 PI_PACKAGES := python3-venv python3-dev gcc ustreamer nginx openssl tesseract-ocr tesseract-ocr-eng
@@ -91,12 +92,14 @@ install:
 	test -x $(DESTDIR)$(INSTALL_VENV)/bin/python || $(PYTHON) -m venv $(DESTDIR)$(INSTALL_VENV)
 	$(DESTDIR)$(INSTALL_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(DESTDIR)$(INSTALL_VENV)/bin/python -m pip install --quiet .
-	$(DESTDIR)$(INSTALL_VENV)/bin/kvmd-install --root $(or $(DESTDIR),/) install \
+	@# pip writes the venv's path into each program's #! line; inside the image it has no DESTDIR.
+	test -z "$(DESTDIR)" || sed -i '1s|^#!$(DESTDIR)/|#!/|' $(DESTDIR)$(INSTALL_VENV)/bin/*
+	$(DESTDIR)$(INSTALL_VENV)/bin/python -m kvmd.cli.install --root $(or $(DESTDIR),/) install \
 		--board $(BOARD) --source $(CURDIR) --bin $(INSTALL_VENV)/bin
 
 # Keeps /etc/kvmd and /var/lib/kvmd; PURGE=1 removes them too.
 uninstall:
-	$(DESTDIR)$(INSTALL_VENV)/bin/kvmd-install --root $(or $(DESTDIR),/) uninstall $(if $(PURGE),--purge)
+	$(DESTDIR)$(INSTALL_VENV)/bin/python -m kvmd.cli.install --root $(or $(DESTDIR),/) uninstall $(if $(PURGE),--purge)
 	rm -rf $(DESTDIR)$(INSTALL_VENV)
 
 clean:

@@ -283,3 +283,7 @@ def _make_parser() -> argparse.ArgumentParser:
 
 def run() -> None:
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
