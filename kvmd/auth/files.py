@@ -23,18 +23,19 @@ def signature(path: Path) -> FileSignature | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, parents: bool = True) -> None:
     """Replace the file in one rename, keeping its mode and owner: a crash leaves old or new.
 
     `mode` applies to a new file only. Secrets files are created 0600 so that no
-    window exists in which another user could read them.
+    window exists in which another user could read them. `parents` creates missing folders.
     """
     try:
         st = path.stat()
         (mode, owner) = (st.st_mode & 0o7777, (st.st_uid, st.st_gid))
     except FileNotFoundError:
         owner = None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     (fd, tmp) = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:

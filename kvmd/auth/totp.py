@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """TOTP second factor: the last six characters of a password are the current code."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import pyotp
+
+from kvmd.auth.files import atomic_write
 
 CODE_LENGTH = 6
 
@@ -35,11 +35,9 @@ def verify_code(secret: str, code: str) -> bool:
 
 
 def write_secret(path: Path, secret: str) -> None:
-    """Write the secret atomically, readable by its owner only."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as file:
-        file.write(secret + "\n" if secret else "")
-        file.flush()
-        os.fsync(file.fileno())
-    Path(tmp).chmod(0o600)
-    Path(tmp).replace(path)
+    """Write the secret atomically, keeping an existing file's mode and owner.
+
+    A new file is readable by its owner only; an installed one is root:kvmd 0640 on a Pi,
+    so that kvmd can read it.
+    """
+    atomic_write(path, (secret + "\n" if secret else "").encode(), mode=0o600, parents=False)

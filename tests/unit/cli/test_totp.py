@@ -191,3 +191,14 @@ def test_2fa_disabled_in_the_config_exits_78(tmp_path: Path) -> None:
     result = kvmd_totp(tmp_path, "init")
     assert result.returncode == 78
     assert "kvmd.auth.totp.secret.file is empty" in result.stderr
+
+
+def test_a_new_secret_keeps_the_files_group_and_mode(tmp_path: Path, secret_file: Path) -> None:
+    # As installed on a Pi: root:kvmd 0640, so that kvmd (not root) can read the secret.
+    secret_file.write_text("")
+    secret_file.chmod(0o640)
+    os.chown(secret_file, 0, 65534)
+    assert kvmd_totp(tmp_path, "init").returncode == 0
+    assert len(read_secret(secret_file)) == 32
+    st = secret_file.stat()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o640, 0, 65534)
