@@ -60,11 +60,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def exposed_secrets(paths: list[Path]) -> list[str]:
+def exposed_secrets(paths: list[Path], *, bits: int = 0o006) -> list[str]:
     """Why each existing secret file is unsafe: readable or writable by every local user.
 
     A group may read a secret (nginx's group for the TLS key, `kvmd` for a shared
     htpasswd); other users may not. A missing file is no finding: the feature is off.
+    `bits=0o002` checks files anyone may read but no one else may change (roles).
     """
     findings = []
     for path in paths:
@@ -75,9 +76,10 @@ def exposed_secrets(paths: list[Path]) -> list[str]:
         except OSError as exc:
             findings.append(f"{path}: can't check its mode: {exc.strerror}")
             continue
-        if mode & 0o006:
+        if mode & bits:
             findings.append(
                 f"{path}: mode {mode:04o} lets every user "
-                f"{'read' if mode & 0o004 else 'write'} it; chmod o-rwx {path}"
+                f"{'read' if mode & bits & 0o004 else 'write'} it; "
+                f"chmod o-{'rwx' if bits & 0o004 else 'w'} {path}"
             )
     return findings

@@ -160,5 +160,15 @@ def test_cli_refuses_world_readable_secrets(tmp_path):
     )
     htpasswd.chmod(0o600)
     totp.chmod(0o600)
+    # Who may rewrite the roles may make themselves admin: world-readable is fine, writable not.
+    roles = write(tmp_path / "roles.yaml", "{}\n")
+    roles.chmod(0o646)
+    main.write_text(f"{auth}      roles: {roles}\n")  # under auth.files, after keys
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"kvmd: config error: {roles}: mode 0646 lets every user write it; chmod o-w {roles}\n",
+    )
+    roles.chmod(0o644)
     result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
     assert (result.returncode, result.stderr) == (0, "")
