@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.dir)
     if (folder / KEY).exists() and (folder / CERT).exists() and not args.force:
         # nginx would serve it anyway: a key anyone can read stops the start instead.
-        for finding in exposed_secrets([folder / KEY]):
-            print(f"{_PROG}: {finding}", file=sys.stderr)
+        findings = exposed_secrets([folder / KEY])
+        if findings:
+            print(f"{_PROG}: {findings[0]}", file=sys.stderr)
             return 1
         print(f"{_PROG}: {folder / CERT} exists; --force replaces it")
         return 0

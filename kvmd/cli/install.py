@@ -30,7 +30,7 @@ import yaml
 from kvmd.auth.files import atomic_write
 from kvmd.auth.htpasswd import hash_password, read_entries
 from kvmd.cli import gencert
-from kvmd.cli.common import CliError
+from kvmd.cli.common import CliError, run_tool
 
 _PROG = "kvmd-install"
 PROGRAMS = (
@@ -55,19 +55,14 @@ PLATFORMS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _make_parser().parse_args(argv)
-    try:
-        if args.command == "install":
-            _install(args)
-        else:
-            _uninstall(Path(args.root), purge=args.purge)
-    except CliError as exc:
-        print(f"{_PROG}: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"{_PROG}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_tool(_PROG, _make_parser().parse_args(argv), lambda args: Path(args.root), _dispatch)
+
+
+def _dispatch(args: argparse.Namespace, root: Path) -> None:
+    if args.command == "install":
+        _install(args, root)
+    else:
+        _uninstall(root, purge=args.purge)
 
 
 class Ids:
@@ -95,14 +90,15 @@ def _table(path: Path) -> dict[str, int]:
     return {row[0]: int(row[2]) for row in rows}
 
 
-def _install(args: argparse.Namespace) -> None:
-    root = Path(args.root)
+def _install(args: argparse.Namespace, root: Path) -> None:
     source = Path(args.source)
     board = source / "configs" / "kvmd" / "boards" / f"{args.board}.yaml"
     if args.board not in PLATFORMS or not board.is_file():
         known = ", ".join(sorted(PLATFORMS))
         raise CliError(f"unknown board {args.board!r} (known: {known}) or no {board}")
     bin_dir = Path(args.bin)
+    if not bin_dir.is_absolute():
+        raise CliError(f"--bin {bin_dir}: give the absolute path the programs have in the root")
     missing = [name for name in PROGRAMS if not (root / bin_dir.relative_to("/") / name).exists()]
     if missing:
         raise CliError(f"{bin_dir} lacks {', '.join(missing)}: pip install kvmd there first")

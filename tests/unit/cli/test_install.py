@@ -13,13 +13,13 @@ import pytest
 import yaml
 from passlib.hash import bcrypt
 
+from kvmd.cli.install import PROGRAMS
 from kvmd.config.schema import Config
 from kvmd.errors import PasswordChangeRequiredError
 from tests.conftest import REPO, MakeClient, config_data, deep_merge
 
 pytestmark = pytest.mark.timeout(60)
 VENV_BIN = Path(sys.executable).parent
-PROGRAMS = ["kvmd", "kvmd-htpasswd", "kvmd-totp", "kvmd-otg", "kvmd-apikey", "kvmd-gencert"]
 
 
 def kvmd_install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,7 +38,7 @@ def root(tmp_path: Path) -> Path:
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "opt/kvmd/bin").mkdir(parents=True)
-    for name in [*PROGRAMS, "kvmd-install"]:
+    for name in PROGRAMS:
         (root / "opt/kvmd/bin" / name).symlink_to(VENV_BIN / name)
     return root
 
@@ -84,7 +84,7 @@ def test_install_places_units_configs_user_and_first_admin(root):
     assert (root / "usr/lib/kvmd/platform").read_text() == (
         "PIKVM_MODEL=v2\nPIKVM_VIDEO=hdmi\nPIKVM_BOARD=rpi4\n"
     )
-    for name in [*PROGRAMS, "kvmd-install"]:
+    for name in PROGRAMS:
         assert (root / "usr/bin" / name).readlink() == Path("/opt/kvmd/bin") / name
 
     # The user, its groups, and nginx's way to kvmd's sockets.
@@ -175,6 +175,11 @@ def test_bad_board_and_missing_programs_are_one_line_errors(root):
     done = kvmd_install(root, "install", "--board", "pi5", "--bin", "/opt/kvmd/bin")
     assert done.returncode == 1
     assert done.stderr.startswith("kvmd-install: unknown board 'pi5' (known: rpi4-csi, ")
+    done = kvmd_install(root, "install", "--board", "rpi4-csi", "--bin", "opt/kvmd/bin")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "kvmd-install: --bin opt/kvmd/bin: give the absolute path the programs have in the root\n",
+    )
     done = kvmd_install(root, "install", "--board", "rpi4-csi", "--bin", "/nowhere")
     assert done.returncode == 1
     assert done.stderr.startswith("kvmd-install: /nowhere lacks kvmd, kvmd-htpasswd")
