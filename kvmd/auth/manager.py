@@ -26,12 +26,38 @@ logger = logging.getLogger(__name__)
 # Plenty for a KVM's handful of users and scripts; beyond it expired entries go first.
 _CACHE_LIMIT = 1024
 _REFRESH_INTERVAL = 1.0
+# bcrypt runs at once: guessing from many addresses must not take every core from the
+# streamer and the HID. Checks past the queue's length are refused (429) at once.
+_HASH_WORKERS = 2
+_HASH_QUEUE = 64
 
 
 @dataclasses.dataclass(slots=True)
 class _Verified:
     signature: FileSignature | None
     expires: float
+
+
+@dataclasses.dataclass(slots=True)
+class _Guess:
+    """One password guess, charged to its address and user at most once."""
+
+    by_address: Throttle
+    address: str
+    by_user: Throttle
+    user: str
+    charged: bool = False
+
+    def charge(self) -> None:
+        if not self.charged:
+            self.charged = True
+            self.by_address.charge(self.address)
+            self.by_user.charge(self.user)
+
+    def succeeded(self) -> None:
+        if self.charged:
+            self.by_address.refund(self.address)
+        self.by_user.succeeded(self.user)
 
 
 class AuthManager:
@@ -66,6 +92,7 @@ class AuthManager:
         self._cache_key = secrets.token_bytes(32)
         self._verified: dict[bytes, _Verified] = {}
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        self._hashing = asyncio.Semaphore(_HASH_WORKERS)
         self._principals: dict[tuple[str, Via, str], tuple[int, Principal]] = {}
         # user -> (UNIX time, address) of the last login, for the users listing.
         self.last_logins: dict[str, tuple[float, str]] = {}
@@ -98,14 +125,14 @@ class AuthManager:
         if user.startswith(KEY_PREFIX):
             key = self.keys.verify(user, passwd, address)
             if key is None:
-                self._by_address.failure(address)
+                self._by_address.charge(address)
                 raise ForbiddenError
             return self._key_principal(key, via, "")
-        if not await self.check_password(user, passwd):
-            self._by_address.failure(address)
-            self._by_user.failure(user)
+        guess = _Guess(self._by_address, address, self._by_user, user)
+        if not await self.check_password(user, passwd, guess):
+            guess.charge()  # a wrong code, or the same wrong guess already in flight
             raise ForbiddenError
-        self._by_user.success(user)
+        guess.succeeded()
         return self.user_principal(user, via, "")
 
     def locked_until(self, user: str) -> float | None:
@@ -114,9 +141,14 @@ class AuthManager:
         return time.time() + wait if wait > 0 else None
 
     def unlock(self, user: str) -> None:
-        self._by_user.success(user)
+        self._by_user.clear(user)
 
-    async def check_password(self, user: str, passwd: str) -> bool:
+    async def check_password(self, user: str, passwd: str, guess: _Guess | None = None) -> bool:
+        """Whether the password (with the TOTP code) is right.
+
+        `guess` is charged just before a hash is computed: a remembered pair and a request
+        joining the same pair's computation in flight cost nothing.
+        """
         try:
             secret = read_secret(self._totp_path)
         except OSError as exc:
@@ -133,19 +165,24 @@ class AuthManager:
         verified = self._verified.get(key)
         if verified is not None and verified.signature == signature and verified.expires > now:
             return True
+        pending = self._inflight.get(key)
+        if pending is not None:
+            # A script opening many connections at once must not start many bcrypt runs.
+            return await asyncio.shield(pending)
+        if len(self._inflight) >= _HASH_QUEUE:
+            raise TooManyRequestsError(1, "Too many password checks at once")
+        if guess is not None:
+            guess.charge()
         return await self._verify_once(key, user, passwd, signature)
 
     async def _verify_once(
         self, key: bytes, user: str, passwd: str, signature: FileSignature | None
     ) -> bool:
-        # A script opening many connections at once must not start many bcrypt runs.
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            ok = await asyncio.to_thread(self.accounts.htpasswd.verify, user, passwd)
+            async with self._hashing:
+                ok = await asyncio.to_thread(self.accounts.htpasswd.verify, user, passwd)
             future.set_result(ok)
         except BaseException as exc:
             future.set_exception(exc)
