@@ -13,8 +13,10 @@ import time
 
 from kvmd.auth.principal import Kind
 
-# Plenty for a KVM's handful of users and browsers; beyond it the oldest sessions go.
-_LIMIT = 4096
+# Sessions one principal may hold: plenty for a person's browsers and a kiosk's restarts.
+# Past it that principal's own oldest session goes, never anyone else's, so logging in
+# over and over can't log out an admin. In all, at most this many per user or key.
+PER_PRINCIPAL = 64
 
 
 def public_id(token: str) -> str:
@@ -49,10 +51,15 @@ class Sessions:
         self._limit = limit  # auth.expire: the cap of every session, 0 = none
         self._by_token: dict[str, Session] = {}
         self._by_id: dict[str, Session] = {}
+        # user or key id -> that principal's sessions by token, oldest first
+        self._by_user: dict[str, dict[str, Session]] = {}
 
     def open(self, user: str, kind: Kind, expire: int, *, remote: str, user_agent: str) -> Session:
         """A new session; `expire` seconds (0 = none) is capped by the global limit."""
         self._purge()
+        own = self._by_user.get(user, {})
+        while len(own) >= PER_PRINCIPAL:
+            self.close(next(iter(own.values())))
         token = secrets.token_hex(32)
         now = time.time()
         session = Session(
@@ -69,6 +76,7 @@ class Sessions:
         )
         self._by_token[token] = session
         self._by_id[session.id] = session
+        self._by_user.setdefault(user, {})[token] = session
         return session
 
     def _deadline(self, expire: int) -> float | None:
@@ -101,9 +109,15 @@ class Sessions:
     def close(self, session: Session) -> None:
         self._by_token.pop(session.token, None)
         self._by_id.pop(session.id, None)
+        own = self._by_user.get(session.user)
+        if own is not None:
+            own.pop(session.token, None)
+            if not own:
+                del self._by_user[session.user]
 
     def of_user(self, user: str) -> list[Session]:
-        return [s for s in self.all() if s.user == user]
+        self._purge()
+        return list(self._by_user.get(user, {}).values())
 
     def all(self) -> list[Session]:
         self._purge()
@@ -113,5 +127,3 @@ class Sessions:
         now = time.monotonic()
         for session in [s for s in self._by_token.values() if s.is_over(now)]:
             self.close(session)
-        while len(self._by_token) >= _LIMIT:
-            self.close(next(iter(self._by_token.values())))

@@ -44,7 +44,7 @@ async def login(session, user: str, passwd: str) -> int:
 
 
 async def test_thirty_parallel_guesses_from_one_address(env):
-    (client, deps) = env
+    (client, _) = env
     guesses = [f"guess{n}" for n in range(29)] + ["operator"]
     async with from_address(client, "127.0.0.1") as attacker:
         statuses = await asyncio.gather(*(login(attacker, "operator", g) for g in guesses))

@@ -2,9 +2,12 @@
 """Login sessions (SECURITY.md §C): listing by public id, revocation that closes
 websockets with 4401, logout as PiKVM does it and with scope=token, keepalive."""
 
+import asyncio
+
 import aiohttp
 import pytest
 
+from kvmd.auth.sessions import PER_PRINCIPAL
 from tests.authenv import write_users, xhdr
 from tests.conftest import ADMIN
 
@@ -173,3 +176,28 @@ async def test_keepalive_extends_by_the_asked_expire(env):
         assert no_session.status == 400
     finally:
         await browser.close()
+
+
+async def test_a_login_flood_evicts_only_the_flooders_own_sessions(env):
+    (client, deps) = env
+    (admin, admin_token) = await login(client, "admin")
+    (first_viewer, _) = await login(client, "viewer")
+    # More logins than the old shared table of 4,096 held, as fast as a script can send them.
+    async with aiohttp.ClientSession(str(client.make_url(""))) as flooder:
+        for _ in range(42):
+            responses = await asyncio.gather(
+                *(
+                    flooder.post("/api/auth/login", data={"user": "viewer", "passwd": "viewer"})
+                    for _ in range(100)
+                )
+            )
+            assert {r.status for r in responses} == {200}
+    try:
+        assert (await admin.get("/api/auth/check")).status == 200
+        # The viewer's own oldest session made room for its newest ones.
+        assert (await first_viewer.get("/api/auth/check")).status == 403
+        assert len(deps.auth.sessions.of_user("viewer")) == PER_PRINCIPAL
+        assert [s.token for s in deps.auth.sessions.of_user("admin")] == [admin_token]
+    finally:
+        await admin.close()
+        await first_viewer.close()
