@@ -19,6 +19,7 @@ from kvmd.plugins.atx.base import AtxDisabledError, Button, PowerAction
 from kvmd.server.auth import requires
 from kvmd.server.errors import encode_json
 from kvmd.server.keys import ATX, INFO
+from kvmd.server.params import decode_json
 
 routes = web.RouteTableDef()
 
@@ -120,7 +121,7 @@ async def patch_system(request: web.Request) -> web.Response:
 async def reset(request: web.Request) -> web.Response:
     _system_id(request)
     try:
-        action = msgspec.json.decode(await request.read(), type=ResetRequest).ResetType
+        action = decode_json(await request.read(), ResetRequest).ResetType
     except msgspec.DecodeError as error:
         raise ValidatorError(f"Invalid ResetType request: {error}") from None
     atx = request.app[ATX]

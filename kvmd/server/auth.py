@@ -5,7 +5,6 @@ See API.md §2 and SECURITY.md §3.4.
 """
 
 import base64
-import binascii
 import dataclasses
 import re
 from collections.abc import Callable
@@ -163,12 +162,13 @@ async def _verify(request: web.Request, user: str, passwd: str, via: Via) -> Pri
 def _decode_basic(encoded: str) -> tuple[str, str]:
     try:
         pair = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 underneath
         raise UnauthorizedError from None
-    parts = pair.split(":")
-    if len(parts) != 2:
+    # RFC 7617: the user id holds no colon, the password may.
+    (user, colon, passwd) = pair.partition(":")
+    if not colon:
         raise UnauthorizedError
-    return (check_user(parts[0]), check_passwd(parts[1]))
+    return (check_user(user), check_passwd(passwd))
 
 
 @web.middleware

@@ -10,14 +10,16 @@ import enum
 import functools
 import re
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kvmd.errors import ValidatorError
 
 T = TypeVar("T", bound=msgspec.Struct)
+D = TypeVar("D")
 
 # A scalar longer than this is refused before parsing: no legitimate value comes close.
 MAX_RAW = 1024
@@ -105,8 +107,10 @@ async def read_form(request: web.Request) -> dict[str, str]:
     """The text fields of an urlencoded or multipart body; a broken body is a 400."""
     try:
         form = await request.post()
-    except (ValueError, UnicodeDecodeError, AssertionError) as exc:
-        raise ValidatorError(f"Invalid form data: {exc}") from None
+    except (ValueError, UnicodeDecodeError, AssertionError, HttpProcessingError) as exc:
+        # HttpProcessingError: a multipart part's headers are parsed only here, so a NUL
+        # or a broken line in them surfaces as aiohttp's InvalidHeader and friends.
+        raise ValidatorError(f"Invalid form data: {_reason(exc)}") from None
     return {name: value for (name, value) in form.items() if isinstance(value, str)}
 
 
@@ -119,7 +123,7 @@ async def read_params(request: web.Request, cls: type[T]) -> T:
     if request.content_type != "application/json":
         return parse_params({**request.query, **await read_form(request)}, cls)
     try:
-        body = msgspec.json.decode(await request.read())
+        body = decode_json(await request.read())
     except msgspec.DecodeError as exc:
         raise ValidatorError(f"Invalid JSON body: {exc}") from None
     if not isinstance(body, dict):
@@ -129,6 +133,28 @@ async def read_params(request: web.Request, cls: type[T]) -> T:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
         raise _explain(exc, data) from None
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, HttpProcessingError):
+        return exc.message.splitlines()[0][:128] if exc.message else type(exc).__name__
+    return str(exc)[:128]
+
+
+@overload
+def decode_json(data: bytes | str) -> object: ...
+@overload
+def decode_json(data: bytes | str, cls: type[D]) -> D: ...
+def decode_json(data: bytes | str, cls: object = object) -> object:
+    """Msgspec's JSON decoding, where nesting too deep for it is just another DecodeError.
+
+    msgspec follows nesting on the C stack and raises RecursionError past Python's limit,
+    which no caller expects from bad input.
+    """
+    try:
+        return msgspec.json.decode(data, type=cls)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
 
 
 def as_list(value: str | list[str] | None) -> list[str] | None:

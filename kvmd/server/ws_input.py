@@ -11,6 +11,7 @@ import struct
 import msgspec
 
 from kvmd.plugins.hid.reports import clamp
+from kvmd.server.params import decode_json
 
 
 class MalformedInputError(ValueError):
@@ -99,13 +100,13 @@ _JSON_EVENTS: dict[str, type[msgspec.Struct]] = {
 
 def parse_text(data: str) -> Input:
     try:
-        envelope = msgspec.json.decode(data, type=_Envelope)
+        envelope = decode_json(data, _Envelope)
         if envelope.event_type == "ping":
             return Ping(binary=False)
         cls = _JSON_EVENTS.get(envelope.event_type)
         if cls is None:
             raise MalformedInputError(f"unknown event type {envelope.event_type[:32]!r}")
-        event = msgspec.json.decode(envelope.event, type=cls)
+        event = decode_json(envelope.event, cls)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise MalformedInputError(str(exc)) from None
     return _from_json(envelope.event_type, event)

@@ -74,9 +74,10 @@ async def test_header_without_password_is_403(client):
             "UnauthorizedError",
         ),
         (
+            # RFC 7617: the password is everything after the first colon (a wrong one here).
             {"Authorization": "Basic " + base64.b64encode(b"admin:a:b").decode()},
-            401,
-            "UnauthorizedError",
+            403,
+            "ForbiddenError",
         ),
         ({"Authorization": "Bearer something"}, 401, "UnauthorizedError"),
     ],

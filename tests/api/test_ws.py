@@ -193,3 +193,19 @@ async def test_a_stalled_client_gets_only_the_newest_state(make_client, make_con
     assert len(atx_events) < 1000
     await stalled.close()
     await reader.close()
+
+
+@pytest.mark.parametrize("depth", [1_000, 10_000])  # under the 64 KiB frame limit
+async def test_deeply_nested_frames_are_dropped_and_the_socket_stays(client, depth):
+    nested = "[" * depth + "]" * depth
+    async with client.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        await read_until(ws, current_burst_done)
+        await ws.send_str('{"event_type": "ping", "event": ' + nested + "}")
+        await ws.send_str('{"event_type": "key", "event": {"key": ' + nested + "}}")
+        await ws.send_str(nested)
+        await ws.send_json({"event_type": "ping", "event": {}})
+        pong = await ws.receive_json(timeout=3)
+        while pong["event_type"] != "pong":
+            pong = await ws.receive_json(timeout=3)
+        assert pong == {"event_type": "pong", "event": {}}
+        assert not ws.closed

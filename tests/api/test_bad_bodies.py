@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Bodies and credentials that once escaped as 500s, on every route that could meet them.
+
+Each route of the app is tried, so a route added later is covered too (issue 18,
+findings 3, 4 and 7).
+"""
+
+import asyncio
+import base64
+
+import pytest
+from aiohttp import web
+
+from kvmd.server.web import ROUTES
+from tests.authenv import basic, write_users, xhdr
+from tests.conftest import ADMIN
+
+DEEP = 100_000
+NESTED = b'{"user": "x", "passwd": "y", "roles": ' + b"[" * DEEP + b"]" * DEEP + b"}"
+BOUNDARY = "kvmdfuzz"
+NUL_PART = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="user"\r\nX-Bad: a\x00b\r\n\r\n'
+    f"admin\r\n--{BOUNDARY}--\r\n"
+).encode()
+POSTS = sorted(
+    {
+        route.path
+        for table in ROUTES
+        for route in table
+        if isinstance(route, web.RouteDef) and route.method in ("POST", "PATCH")
+    }
+)
+
+
+@pytest.fixture
+async def env(make_client, make_config, tmp_path):
+    write_users(tmp_path)
+    return await make_client(make_config())
+
+
+def concrete(path: str) -> str:
+    return "/api" + path.replace("{sid}", "0")
+
+
+async def raw_status(client, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte by byte, as no well-behaved client library would send it."""
+    (reader, writer) = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+    (status_line, _, rest) = response.partition(b"\r\n")
+    return (int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_nested_json_is_a_400(env, path):
+    (client, _) = env
+    response = await client.request(
+        "PATCH" if path.endswith("{sid}") else "POST",
+        concrete(path),
+        data=NESTED,
+        headers={**ADMIN, "Content-Type": "application/json"},
+    )
+    assert response.status < 500, await response.text()
+    if path in {"/auth/users/create", "/redfish/v1/Systems/{sid}/Actions/ComputerSystem.Reset"}:
+        assert response.status == 400
+        assert (await response.json())["result"]["error"] == "ValidatorError"
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_a_nul_in_a_multipart_header_is_a_400(env, path):
+    (client, _) = env
+    response = await client.request(
+        "PATCH" if path.endswith("{sid}") else "POST",
+        concrete(path),
+        data=NUL_PART,
+        headers={**ADMIN, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert response.status < 500, await response.text()
+    if path in {"/auth/login", "/auth/users/create", "/auth/roles/create"}:
+        assert response.status == 400
+        body = await response.json()
+        assert body["result"]["error"] == "ValidatorError"
+        assert body["result"]["error_msg"].startswith("Invalid form data: ")
+
+
+async def test_nul_multipart_login_without_credentials(env):
+    (client, _) = env
+    head = (
+        "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(NUL_PART)}\r\n\r\n"
+    ).encode()
+    (status, body) = await raw_status(client, head, NUL_PART)
+    assert status == 400
+    assert b'"ValidatorError"' in body
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    ["\xe9", "\xe9\xe9\xe9\xe9", "YWRtaW46YWRtaW4=\xe9", "\xff\xfe", "=", "YQ", "AAAA"],
+)
+async def test_a_basic_header_that_is_no_base64_text_is_a_401(env, credentials):
+    (client, _) = env
+    head = (
+        "GET /api/auth/check HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        f"Authorization: Basic {credentials}\r\n\r\n"
+    ).encode("latin-1")
+    (status, body) = await raw_status(client, head)
+    assert status == 401
+    assert b'"UnauthorizedError"' in body
+
+
+async def test_a_basic_password_may_hold_colons(env):
+    (client, _) = env
+    created = await client.post(
+        "/api/auth/users/create", json={"user": "colin", "passwd": "a:b::c:"}, headers=ADMIN
+    )
+    assert created.status == 200
+    for headers in (basic("colin", "a:b::c:"), xhdr("colin", "a:b::c:")):
+        response = await client.get("/api/auth/check", headers=headers)
+        assert response.status == 200
+        assert (await response.json())["result"]["user"] == "colin"
+    assert (await client.get("/api/auth/check", headers=basic("colin", "a:b"))).status == 403
+    # The user id is what comes before the first colon.
+    wrong_split = {"Authorization": "Basic " + base64.b64encode(b"colin:a:b::c:x").decode()}
+    assert (await client.get("/api/auth/check", headers=wrong_split)).status == 403
