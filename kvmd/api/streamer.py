@@ -10,7 +10,7 @@ from aiohttp import web
 from kvmd.auth.principal import Permission
 from kvmd.plugins.streamer.base import StreamerParams
 from kvmd.plugins.streamer.preview import make_preview
-from kvmd.server.auth import requires
+from kvmd.server.auth import audit, require_change, requires
 from kvmd.server.errors import json_response
 from kvmd.server.keys import OCR, STREAMER
 from kvmd.server.params import parse_params
@@ -83,10 +83,14 @@ async def reset(request: web.Request) -> web.Response:
 @requires(Permission.VIDEO)
 async def get_snapshot(request: web.Request) -> web.Response:
     query = parse_params(request.query, SnapshotQuery)
+    if query.save:  # replaces the saved snapshot, which only `streamer` may delete
+        require_change(request, Permission.STREAMER)
     langs = request.app[OCR].check_langs(query.ocr_langs) if query.ocr else []
     snapshot = await request.app[STREAMER].snapshot(
         allow_offline=query.allow_offline, save=query.save, load=query.load
     )
+    if query.save:
+        audit(request, "streamer.save_snapshot")
     if query.ocr:
         box = (query.ocr_left, query.ocr_top, query.ocr_right, query.ocr_bottom)
         text = await request.app[OCR].recognize(snapshot.jpeg, langs, box)

@@ -199,8 +199,24 @@ def _check_rights(request: web.Request, principal: Principal, rule: RouteRule) -
         raise ReadOnlyError
     if principal.must_change_passwd and not rule.before_passwd_change:
         raise PasswordChangeRequiredError
-    if isinstance(rule.access, Permission) and not principal.allows(rule.access):
-        raise PermissionDeniedError(f"Permission '{rule.access}' required")
+    if isinstance(rule.access, Permission):
+        _require(principal, rule.access)
+
+
+def _require(principal: Principal, permission: Permission) -> None:
+    if not principal.allows(permission):
+        raise PermissionDeniedError(f"Permission '{permission}' required")
+
+
+def require_change(request: web.Request, permission: Permission) -> None:
+    """A GET that changes state (PiKVM's `snapshot?save=1`) needs what its undoing needs.
+
+    The route's own rule let the GET through, read-only guard included; this is the rest.
+    """
+    principal = request[PRINCIPAL]
+    if principal.read_only:
+        raise ReadOnlyError
+    _require(principal, permission)
 
 
 async def _audited(request: web.Request, handler: Handler, action: str) -> web.StreamResponse:

@@ -4,11 +4,13 @@
 import asyncio
 import contextlib
 import io
+import json
 
 import pytest
 from PIL import Image
 
 from kvmd.plugins.streamer.ustreamer import Ustreamer
+from tests.authenv import write_users, xhdr
 from tests.conftest import ADMIN
 from tests.procs import ustreamer_cmd
 
@@ -138,3 +140,35 @@ async def test_stream_relays_mjpeg(streamer_client):
     assert b"\xff\xd8" in data
     assert streamer._process.pid is not None
     response.close()
+
+
+async def test_saving_a_snapshot_needs_what_deleting_it_needs(streamer_client, tmp_path):
+    (client, _) = streamer_client
+    write_users(tmp_path)
+    created = await client.post(
+        "/api/auth/keys/create",
+        json={"permissions": ["video", "streamer"], "read_only": True},
+        headers=ADMIN,
+    )
+    key = (await created.json())["result"]
+    read_only = xhdr(key["key"]["id"], key["secret"])
+    for headers, error in ((xhdr("viewer"), "PermissionDeniedError"), (read_only, "ReadOnlyError")):
+        # Both may look: the snapshot itself is theirs to see.
+        plain = await client.get("/api/streamer/snapshot?allow_offline=1", headers=headers)
+        assert plain.status == 200
+        saving = await client.get("/api/streamer/snapshot?allow_offline=1&save=1", headers=headers)
+        assert saving.status == 403
+        assert (await saving.json())["result"]["error"] == error
+        state = await (await client.get("/api/streamer", headers=ADMIN)).json()
+        assert state["result"]["snapshot"] == {"saved": None}
+    operator = await client.get(
+        "/api/streamer/snapshot?allow_offline=1&save=1", headers=xhdr("operator")
+    )
+    assert operator.status == 200
+    state = await (await client.get("/api/streamer", headers=ADMIN)).json()
+    assert state["result"]["snapshot"]["saved"]["width"] == 640
+    trail = await (await client.get("/api/audit", headers=ADMIN)).text()
+    saves = [r for r in map(json.loads, trail.splitlines()) if r["action"].endswith("snapshot")]
+    assert [(r["action"], r["principal"], r["result"]) for r in saves] == [
+        ("streamer.save_snapshot", "operator", "ok")
+    ]
