@@ -339,6 +339,24 @@ async def test_interrupted_upload_is_incomplete_and_resumes(env):
     assert (await env.post("/api/msd/set_connected", connected=1))[0] == 200
 
 
+async def test_an_upload_cut_before_its_first_byte_resumes_from_zero(env):
+    (_, writer) = await raw_upload(env, "empty.img", b"", 4096)
+    async with asyncio.timeout(5):
+        while (await env.state())["storage"]["uploading"] is None:
+            await asyncio.sleep(0.02)
+    writer.close()
+    image = (await wait_idle(env))["storage"]["images"]["empty.img"]
+    assert (image["complete"], image["size"]) == (False, 0)
+    assert (env.paths.storage / ".__empty.img.incomplete").exists()
+    data = pattern(4096)
+    # A fresh upload still refuses to overwrite it; offset=0 is the way to redo it.
+    assert error("MsdImageExistsError")(await env.upload("empty.img", data))
+    (status, answer) = await env.upload("empty.img", data, offset=0)
+    assert (status, answer["result"]["image"]["written"]) == (200, 4096)
+    assert (env.paths.storage / "empty.img").read_bytes() == data
+    assert listing(env.paths.storage) == ["empty.img"]
+
+
 async def test_interrupted_upload_with_remove_incomplete(env):
     (_, writer) = await raw_upload(env, "gone.img", b"x" * 100_000, 1_000_000, remove_incomplete=1)
     async with asyncio.timeout(5):

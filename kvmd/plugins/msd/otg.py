@@ -299,7 +299,7 @@ class OtgMsd(MsdBackend):
                 self._config,
                 name,
                 size,
-                offset=offset or 0,
+                offset=offset,
                 sha256=upload.sha256,
                 on_progress=self._on_upload_progress,
             )

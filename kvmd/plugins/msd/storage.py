@@ -167,12 +167,18 @@ class FileWriter(ImageWriter):
         name: str,
         size: int,
         *,
-        offset: int,
+        offset: int | None,
         sha256: str | None,
         on_progress: Callable[[int], None],
     ) -> None:
-        """Prepare to write bytes `offset` .. `offset + size` of `name`."""
+        """Prepare to write bytes `offset` .. `offset + size` of `name`.
+
+        `offset` None makes a new image; a number continues an incomplete one, even 0 (an
+        upload cut before its first byte left an empty image with its marker).
+        """
         self.name = name
+        self._new = offset is None
+        offset = offset or 0
         self.size = offset + size
         self.written = offset
         root = Path(config.storage)
@@ -196,7 +202,7 @@ class FileWriter(ImageWriter):
         await _settle(_in_thread(self._open, need))
 
     def _open(self, need: int) -> None:
-        new = not self._offset
+        new = self._new
         free = part(self._root, writable=True).free
         if free < need:
             raise MsdStorageFullError(
