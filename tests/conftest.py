@@ -22,7 +22,7 @@ from kvmd.logs import LogRing
 from kvmd.server.web import Deps, make_app
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "tests" / "samples"  # real answers of a PiKVM daemon, the reference
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
 
 

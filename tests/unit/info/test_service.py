@@ -22,7 +22,7 @@ from kvmd.plugins.streamer.disabled import DisabledStreamer
 
 REPO = Path(__file__).resolve().parents[3]
 TESTENV = REPO / "testenv"
-SAMPLES = REPO.parent / "shared" / "samples"
+SAMPLES = REPO / "tests" / "samples"  # real answers of a PiKVM daemon, the reference
 FEATURES = {"HAS_PDEATHSIG": True, "WITH_GPIO": False}
 
 
