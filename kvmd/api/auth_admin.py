@@ -270,9 +270,11 @@ async def remove_user(request: web.Request) -> web.Response:
     live = [s for s in list_sessions(request, request[PRINCIPAL]) if s["user"] == user]
     if live and not params.force:
         raise InUseError(f"User {user!r} has {len(live)} live sessions; force=1 ends them")
-    await end_sessions_of(request, user)
+    # Removed before the first await: a concurrent removal must see this one's result,
+    # or two admins removing each other would both pass the last-admin check.
     accounts.set_hash(user, None)
     accounts.set_entry(user, None)
+    await end_sessions_of(request, user)
     await _rights_changed(request)
     return json_response({"user": user})
 

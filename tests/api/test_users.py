@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """/api/auth/users and /roles (SECURITY.md §B): the files on disk and the guards."""
 
+import asyncio
+
 import pytest
 import yaml
 
@@ -207,3 +209,26 @@ async def test_the_default_role_cannot_be_removed(make_client, make_config, tmp_
         "error": "InUseError",
         "error_msg": "Role 'power-only' is auth.default_role",
     }
+
+
+async def test_two_admins_removing_each_other_at_once_leave_one(env):
+    (client, tmp) = env
+    await post(client, "/api/auth/users/set_params", user="operator", roles=["admin"])
+    # Live websockets make each removal wait while it closes them: the window of a race.
+    sockets = [
+        await client.ws_connect("/api/ws?stream=0", headers=xhdr(user))
+        for user in ("admin", "operator")
+    ]
+    removals = await asyncio.gather(
+        client.post("/api/auth/users/remove?user=operator&force=1", headers=ADMIN),
+        client.post("/api/auth/users/remove?user=admin&force=1", headers=xhdr("operator")),
+    )
+    # The loser is refused as the last admin, or finds itself removed already.
+    (won, lost) = sorted(r.status for r in removals)
+    assert (won, lost in (403, 409)) == (200, True)
+    users = yaml.safe_load((tmp / "users.yaml").read_text()) or {}
+    left = [u for u in read_entries(tmp / "htpasswd") if u in ("admin", "operator")]
+    assert len(left) == 1
+    assert users.get(left[0], {}).get("roles", ["admin"]) == ["admin"]
+    for ws in sockets:
+        await ws.close()
