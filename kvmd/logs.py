@@ -10,13 +10,17 @@ import collections
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from kvmd.config.schema import LogReaderConfig
 from kvmd.errors import LogReaderDisabledError
@@ -28,6 +32,10 @@ _SECRET_PARAMS = ("passwd", "password", "secret", "token")
 _SECRET_WORDS = frozenset({"key", "apikey"})
 # A journal line can carry a whole traceback; asyncio's default 64 KiB would choke on it.
 _JOURNAL_LINE_LIMIT = 4 * 1024 * 1024
+# Anyone who reaches the port can send requests aiohttp can't parse, as fast as they like:
+# one line a minute says it happens, and from where, without flooding the journal.
+_BAD_REQUEST_INTERVAL = 60.0
+_BAD_REQUEST_REASON_MAX = 160
 
 
 def _stamp(when: float) -> str:
@@ -101,6 +109,67 @@ class LogRing(logging.Handler):
             self._waiters.pop(key, None)
 
 
+class BadRequestFilter(logging.Filter):
+    """aiohttp's report of a request it could not parse, as one short, rate-limited line.
+
+    aiohttp answers a malformed request (an oversized or NUL-bearing header, a bad request
+    line, an invalid URL, a broken chunked body) with a 400 itself, then logs it with
+    `logger.exception`: a dozen lines of traceback at ERROR for the client's mistake.
+    Here it becomes one WARNING line, at most one per `interval`; the next line counts the
+    ones left out. Anything else aiohttp logs keeps its traceback.
+    """
+
+    def __init__(
+        self,
+        interval: float = _BAD_REQUEST_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._interval = interval
+        self._clock = clock
+        self._next = -math.inf
+        self._left_out = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = _client_fault(record.exc_info[1] if record.exc_info else None)
+        if fault is None:
+            return True
+        now = self._clock()
+        if now < self._next:
+            self._left_out += 1
+            return False
+        self._next = now + self._interval
+        text = f"{record.getMessage()}: {type(fault).__name__}: {_one_line(fault.message)}"
+        if self._left_out:
+            text += f" ({self._left_out} more since the last such line)"
+            self._left_out = 0
+        # Rewritten in place: a logger's filters see the record before its handlers do.
+        record.msg = text
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        # aiohttp logs some (a bad method opening a connection) at DEBUG already.
+        record.levelno = min(record.levelno, logging.WARNING)
+        record.levelname = logging.getLevelName(record.levelno)
+        return True
+
+
+def _client_fault(exc: BaseException | None) -> HttpProcessingError | None:
+    """The parse error behind an aiohttp report, or None for a genuine server error."""
+    # A broken body the handler left unread fails again as aiohttp drains it.
+    if isinstance(exc, RequestPayloadError):
+        exc = exc.__cause__
+    return exc if isinstance(exc, HttpProcessingError) else None
+
+
+def _one_line(text: str) -> str:
+    """The client's bytes in aiohttp's message, short and unable to forge a log line."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in " ".join(text.split()))
+    if len(text) > _BAD_REQUEST_REASON_MAX:
+        return text[:_BAD_REQUEST_REASON_MAX] + "..."
+    return text
+
+
 def setup_logging(level: str, ring: LogRing) -> None:
     """Log to stderr (with a timestamp unless journald adds one) and to the ring."""
     stderr = logging.StreamHandler(sys.stderr)
@@ -108,6 +177,10 @@ def setup_logging(level: str, ring: LogRing) -> None:
     root = logging.getLogger()
     root.handlers[:] = [stderr, ring]
     root.setLevel(level.upper())
+    server = logging.getLogger("aiohttp.server")
+    for old in [f for f in server.filters if isinstance(f, BadRequestFilter)]:
+        server.removeFilter(old)
+    server.addFilter(BadRequestFilter())
 
 
 def redact_query(query: str) -> str:

@@ -3,6 +3,7 @@
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import ERROR
 
 from kvmd.logs import redact_query
 from kvmd.server.auth import remote_of
@@ -11,7 +12,7 @@ from kvmd.server.keys import AUTH_LABEL
 
 class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        if not self.logger.isEnabledFor(20):  # logging.INFO
+        if not self.logger.isEnabledFor(20) or _is_unparsed(request):  # 20: logging.INFO
             return
         label = request.get(AUTH_LABEL, "-")
         remote = remote_of(request) or "-"
@@ -31,3 +32,13 @@ class AccessLogger(AbstractAccessLogger):
             request.headers.get("Referer", "-"),
             request.headers.get("User-Agent", "-"),
         )
+
+
+def _is_unparsed(request: web.BaseRequest) -> bool:
+    """Whether this is aiohttp's stand-in for a request it could not parse (and answered 400).
+
+    Its line would read `'UNKNOWN / HTTP/1.0' => 400`; `kvmd.logs.BadRequestFilter` has
+    already said what was wrong and where from, at most once a minute. aiohttp gives every
+    such request the headers of one shared placeholder message, `web_protocol.ERROR`.
+    """
+    return request.raw_headers is ERROR.raw_headers

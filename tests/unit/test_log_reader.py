@@ -12,10 +12,20 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    BadHttpMethod,
+    BadStatusLine,
+    InvalidURLError,
+    LineTooLong,
+    TransferEncodingError,
+)
+from aiohttp.web_protocol import RequestPayloadError
 
 from kvmd.config.schema import LogReaderConfig
 from kvmd.errors import LogReaderDisabledError
 from kvmd.logs import (
+    BadRequestFilter,
     LogReader,
     LogRing,
     _Formatter,
@@ -200,7 +210,8 @@ def test_redact_query(query, expected):
 def test_setup_logging_writes_stderr_and_ring(monkeypatch):
     monkeypatch.delenv("JOURNAL_STREAM", raising=False)
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
+    server = logging.getLogger("aiohttp.server")
+    saved = (root.handlers[:], root.level, server.filters[:])
     ring = LogRing(10)
     try:
         setup_logging("debug", ring)
@@ -211,5 +222,124 @@ def test_setup_logging_writes_stderr_and_ring(monkeypatch):
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+        server.filters[:] = saved[2]
     assert re.fullmatch(STAMP + r" kvmd.test +DEBUG --- visible\n", stream.getvalue())
     assert ring.since(0, 0.0)[-1][1].endswith("DEBUG --- visible")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def bad_requests():
+    """A logger like aiohttp.server with the filter on, a fake clock and what it let through."""
+    clock = Clock()
+    logger = logging.getLogger("test.bad_requests")
+    logger.propagate = False
+    ring = LogRing(100)
+    logger.handlers[:] = [ring]
+    logger.filters[:] = [BadRequestFilter(interval=60.0, clock=clock)]
+    yield (logger, clock, ring)
+    logger.handlers[:] = []
+    logger.filters[:] = []
+
+
+def raised(exc: BaseException) -> BaseException:
+    def throw() -> None:
+        raise exc
+
+    try:
+        throw()
+    except BaseException as caught:  # noqa: BLE001 -- given back, with its traceback
+        return caught
+    raise AssertionError
+
+
+def report(logger: logging.Logger, exc: BaseException, peer: str = "1.2.3.4") -> None:
+    """What aiohttp's RequestHandler.handle_error does with a request it could not parse."""
+    logger.error("Error handling request from %s", peer, exc_info=raised(exc))
+
+
+def messages(ring: LogRing) -> list[str]:
+    return [line.split(" --- ", 1)[1] for (_, line) in ring.since(0, 0.0)]
+
+
+def test_bad_requests_are_one_warning_a_minute_with_a_count(bad_requests):
+    (logger, clock, ring) = bad_requests
+    report(logger, LineTooLong(b"a" * 100, 8190), peer="10.0.0.1")
+    for _ in range(49):
+        report(logger, BadStatusLine("GARBAGE"))
+    clock.now += 59.9
+    report(logger, BadStatusLine("GARBAGE"))
+    clock.now += 0.1
+    report(logger, InvalidURLError("http://["))
+    report(logger, InvalidURLError("http://["))
+    clock.now += 600
+    report(logger, BadHttpMessage("Invalid header value char"))
+    assert messages(ring) == [
+        "test.bad_requests              WARNING --- Error handling request from 10.0.0.1: "
+        "LineTooLong: Got more than 8190 bytes when reading: " + repr(b"a" * 100) + ".",
+        "test.bad_requests              WARNING --- Error handling request from 1.2.3.4: "
+        "InvalidURLError: http://[ (50 more since the last such line)",
+        "test.bad_requests              WARNING --- Error handling request from 1.2.3.4: "
+        "BadHttpMessage: Invalid header value char (1 more since the last such line)",
+    ]
+
+
+def test_a_bad_request_line_is_short_and_printable(bad_requests):
+    (logger, _, ring) = bad_requests
+    report(logger, BadHttpMessage("evil\r\n\x1b[31mforged line\x00" + "x" * 500))
+    (line,) = messages(ring)
+    assert line.startswith("test.bad_requests              WARNING --- Error handling request")
+    assert line.endswith("BadHttpMessage: evil ?[31mforged line?" + "x" * 138 + "...")
+
+
+def test_a_broken_body_met_again_while_draining_is_a_bad_request(bad_requests):
+    (logger, _, ring) = bad_requests
+    drained = RequestPayloadError("drained")
+    drained.__cause__ = TransferEncodingError("zz")
+    logger.error("Unhandled exception", exc_info=raised(drained))
+    assert messages(ring) == [
+        "test.bad_requests              WARNING --- Unhandled exception: TransferEncodingError: zz"
+    ]
+
+
+def test_a_debug_report_stays_debug_and_other_errors_keep_their_traceback(bad_requests):
+    (logger, _, ring) = bad_requests
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("Error handling request", exc_info=BadHttpMethod("\x16\x03"))
+        report(logger, RuntimeError("a bug"))
+        report(logger, RequestPayloadError("no parse error behind it"))
+    finally:
+        logger.setLevel(logging.NOTSET)
+    lines = messages(ring)
+    assert lines[0] == (
+        "test.bad_requests                DEBUG --- Error handling request: "
+        "BadHttpMethod: Received HTTPS traffic on an HTTP port"
+    )
+    assert (
+        lines[1] == "test.bad_requests                ERROR --- Error handling request from 1.2.3.4"
+    )
+    assert lines[2] == "Traceback (most recent call last):"
+    assert "RuntimeError: a bug" in lines
+    assert any("RequestPayloadError: no parse error behind it" in line for line in lines)
+
+
+def test_setup_logging_filters_aiohttp_server_once(monkeypatch):
+    root = logging.getLogger()
+    server = logging.getLogger("aiohttp.server")
+    saved = (root.handlers[:], root.level, server.filters[:])
+    try:
+        setup_logging("info", LogRing(10))
+        setup_logging("info", LogRing(10))
+        assert [type(f) for f in server.filters] == [BadRequestFilter]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        server.filters[:] = saved[2]
