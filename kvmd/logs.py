@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import threading
@@ -27,9 +28,9 @@ from kvmd.errors import LogReaderDisabledError
 
 # The journal adds "[date unit] --- " in front of what the daemon writes.
 UNIT = "kvmd.service"
-_SECRET_PARAMS = ("passwd", "password", "secret", "token")
-# "key" alone would hide `key=KeyA` and `keymap=de`, which are the point of an HID log line.
-_SECRET_WORDS = frozenset({"key", "apikey"})
+# Anywhere in a parameter's name, once what separates its words is gone: `X-KVMD-Passwd`,
+# `api_key`, `apikey`, `x-api-key`.
+_SECRET_PARAMS = ("passwd", "password", "secret", "token", "apikey")
 # A journal line can carry a whole traceback; asyncio's default 64 KiB would choke on it.
 _JOURNAL_LINE_LIMIT = 4 * 1024 * 1024
 # Anyone who reaches the port can send requests aiohttp can't parse, as fast as they like:
@@ -194,11 +195,11 @@ def redact_query(query: str) -> str:
 
 
 def is_secret_param(name: str) -> bool:
-    plain = name.lower()
-    words = plain.replace("-", "_").split("_")
-    return any(word in plain for word in _SECRET_PARAMS) or (
-        len(words) > 1 and bool(_SECRET_WORDS.intersection(words))
-    )
+    words = re.findall(r"[^\W_]+", name.lower())
+    joined = "".join(words)
+    # "key" only as a word of a longer name (`private_key`): `key=KeyA` and `keymap=de` are
+    # the point of an HID log line.
+    return any(part in joined for part in _SECRET_PARAMS) or (len(words) > 1 and "key" in words)
 
 
 class LogReader:

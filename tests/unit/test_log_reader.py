@@ -29,6 +29,7 @@ from kvmd.logs import (
     LogReader,
     LogRing,
     _Formatter,
+    is_secret_param,
     parse_journal_entry,
     redact_query,
     setup_logging,
@@ -200,11 +201,34 @@ async def test_journal_source_reads_and_cleans_up(tmp_path):
         ("token", "token"),
         ("key=KeyA&keymap=de&keys=a,b&x-api-key=k", "key=KeyA&keymap=de&keys=a,b&x-api-key=***"),
         ("p%61sswd=x", "p%61sswd=***"),
+        ("apikey=k&APIKEY=k&ApiKey=k", "apikey=***&APIKEY=***&ApiKey=***"),
+        ("api%5Fkey=k&x_api_key=k&X-Api-Key=k", "api%5Fkey=***&x_api_key=***&X-Api-Key=***"),
         ("", ""),
     ],
 )
 def test_redact_query(query, expected):
     assert redact_query(query) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *("apikey", "APIKEY", "ApiKey", "api_key", "api-key", "x_api_key", "X-API-KEY", "myapikey"),
+        *("api_key_secret", "private_key", "access-key", "passwd", "X-KVMD-Passwd", "auth_token"),
+        *("api.key", "api key", "Api Key"),
+    ],
+)
+def test_secret_params(name):
+    assert is_secret_param(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["key", "Key", "keys", "keymap", "keyboard_output", "hotkey", "monkey", "user", "api", "key[]"],
+)
+def test_params_that_are_no_secret(name):
+    # An HID log line is there to show which key, on which keymap.
+    assert not is_secret_param(name)
 
 
 def test_setup_logging_writes_stderr_and_ring(monkeypatch):
