@@ -21,10 +21,14 @@ class ProcessOptions:
     # SIGTERM, then this long for a clean exit before SIGKILL to the whole group
     # (ustreamer needs up to ~3 s to release the capture device).
     stop_timeout: float = 3.0
+    # A crash after a healthy run restarts after the least delay; each further crash that
+    # comes quicker than `stable_after` doubles it, up to the most.
     restart_delay_min: float = 0.5
     restart_delay_max: float = 10.0
-    # A child that ran this long was healthy: its next crash restarts without back-off.
-    stable_after: float = 10.0
+    # A child that ran this long was healthy. A couple of seconds: ustreamer that gets as far
+    # as capturing and then loses the device should be back before viewers give up, while
+    # one that can't start at all (a wrong option, no device) crashes well within it.
+    stable_after: float = 2.0
 
 
 class ManagedProcess:
@@ -42,6 +46,7 @@ class ManagedProcess:
         self._wanted = False
         self._restart = False
         self._changed = asyncio.Event()
+        self._asked = 0  # set_wanted() changes and restart() calls so far; ends a back-off
         self._proc: asyncio.subprocess.Process | None = None
         self.restarts = 0
 
@@ -60,34 +65,52 @@ class ManagedProcess:
         """Start or stop the child; the loop acts on it at once."""
         if wanted != self._wanted:
             self._wanted = wanted
-            self._changed.set()
+            self._ask()
 
     def restart(self) -> None:
-        """Stop the child and start it again (with fresh arguments) if it is still wanted."""
-        if self._proc is not None and self._proc.returncode is None:
+        """Stop the child and start it again (with fresh arguments) if it is still wanted.
+
+        After a crash, the restart waiting for its back-off happens at once.
+        """
+        if self._wanted:
             self._restart = True
-            self._changed.set()
+            self._ask()
+
+    def _ask(self) -> None:
+        self._asked += 1
+        self._changed.set()
 
     async def run(self) -> None:
         """Supervise until cancelled; the child never outlives this loop."""
-        delay = self._options.restart_delay_min
+        delay = 0.0  # of the last restart after a crash; 0: the last run ended cleanly
         try:
             while True:
                 while not self._wanted:
                     await self._wait_change()
-                started = time.monotonic()
+                (started, asked) = (time.monotonic(), self._asked)
                 crashed = await self._run_once()
                 if not crashed:
-                    delay = self._options.restart_delay_min
+                    delay = 0.0
                     continue
-                if time.monotonic() - started >= self._options.stable_after:
-                    delay = self._options.restart_delay_min
+                healthy = time.monotonic() - started >= self._options.stable_after
+                delay = self._next_delay(0.0 if healthy else delay)
                 self.restarts += 1
                 self._log.warning("Restarting in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._options.restart_delay_max)
+                await self._back_off(delay, asked)
         finally:
             await asyncio.shield(self._stop_child())
+
+    def _next_delay(self, last: float) -> float:
+        """Double the last delay, or start from the least after a healthy or clean run."""
+        options = self._options
+        return min(last * 2 if last else options.restart_delay_min, options.restart_delay_max)
+
+    async def _back_off(self, delay: float, asked: int) -> None:
+        """Sleep `delay`; a restart, stop or start asked for since `asked` ends it at once."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                while self._asked == asked:
+                    await self._wait_change()
 
     async def _wait_change(self) -> None:
         await self._changed.wait()

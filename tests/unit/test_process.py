@@ -3,6 +3,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -76,6 +77,72 @@ async def test_crashes_are_restarted_with_backoff(tmp_path):
             os.kill(pids(tmp_path)[-1], signal.SIGKILL)
         await wait_for(lambda: len(pids(tmp_path)) == 6)
         assert process.restarts == 5
+
+
+def delays(caplog) -> list[float]:
+    """The back-off of each restart, as logged."""
+    return [r.args[0] for r in caplog.records if r.msg == "Restarting in %.1f s"]
+
+
+def crashing(tmp_path: Path, runs: dict[int, str]) -> list[str]:
+    """A child whose n-th run does `runs[n]` (default: crash at once)."""
+    cases = "".join(f"  {n}) {body} ;;\n" for (n, body) in runs.items())
+    count = f"n=$(wc -l < {tmp_path}/pids)\n"
+    return script(tmp_path, count + f'case "$n" in\n{cases}  *) exit 1 ;;\nesac\n')
+
+
+async def test_a_tight_crash_loop_backs_off_up_to_the_cap(tmp_path, caplog):
+    options = dataclasses.replace(FAST, restart_delay_max=0.4, stable_after=5.0)
+    process = ManagedProcess(options, lambda: crashing(tmp_path, {7: "exec sleep 30"}))
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(pids(tmp_path)) == 7 and process.pid == pids(tmp_path)[-1])
+    assert delays(caplog) == [0.05, 0.1, 0.2, 0.4, 0.4, 0.4]
+
+
+async def test_a_crash_after_a_healthy_run_restarts_at_once(tmp_path, caplog):
+    options = dataclasses.replace(FAST, restart_delay_max=0.4, stable_after=0.3)
+    runs = {4: "sleep 0.5; exit 1", 7: "sleep 0.5; exit 1", 8: "exec sleep 30"}
+    process = ManagedProcess(options, lambda: crashing(tmp_path, runs))
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(pids(tmp_path)) == 8 and process.pid == pids(tmp_path)[-1])
+    # The quick crashes back off; each one after a healthy run starts over.
+    assert delays(caplog) == [0.05, 0.1, 0.2, 0.05, 0.1, 0.2, 0.05]
+
+
+@pytest.mark.timeout(30)
+async def test_by_default_a_few_seconds_are_a_healthy_run(tmp_path, caplog):
+    # A streamer that runs for seconds, then loses its capture device: each restart must
+    # come quickly, however often it happens.
+    options = ProcessOptions(name="test", stop_timeout=0.5, restart_delay_min=0.05)
+    body = "sleep 2.1; exit 1"
+    process = ManagedProcess(options, lambda: crashing(tmp_path, {1: body, 2: body, 3: body}))
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(delays(caplog)) == 3, limit=20)
+    assert delays(caplog) == [0.05, 0.05, 0.05]
+
+
+async def test_a_restart_or_a_stop_ends_the_back_off(tmp_path, caplog):
+    options = dataclasses.replace(FAST, restart_delay_min=60.0, restart_delay_max=60.0)
+    process = ManagedProcess(options, lambda: crashing(tmp_path, {3: "exec sleep 30"}))
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(delays(caplog)) == 1)
+        process.restart()  # new parameters: no reason to wait for them
+        await wait_for(lambda: len(delays(caplog)) == 2 and len(pids(tmp_path)) == 2)
+        process.set_wanted(False)
+        process.set_wanted(True)  # e.g. the last viewer left and a new one came
+        await wait_for(lambda: len(pids(tmp_path)) == 3 and process.pid == pids(tmp_path)[-1])
+        process.set_wanted(True)  # no change: the child keeps running
+        assert process.wanted
+        process.set_wanted(False)
+        await wait_for(lambda: process.pid is None)
+        process.restart()  # not wanted: nothing to restart
+        await asyncio.sleep(0.1)
+    assert len(pids(tmp_path)) == 3
+    assert delays(caplog) == [60.0, 60.0]
 
 
 async def test_sigterm_then_sigkill_of_the_whole_group(tmp_path):

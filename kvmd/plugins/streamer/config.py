@@ -83,6 +83,9 @@ class UstreamerConfig(Section, frozen=True, tag_field="type", tag="ustreamer"):
     stop_timeout: Annotated[float, Meta(ge=0.1, le=60.0)] = 3.0
     restart_delay_min: Annotated[float, Meta(ge=0.01, le=60.0)] = 0.5
     restart_delay_max: Annotated[float, Meta(ge=0.01, le=600.0)] = 10.0
+    # A run this long was healthy: its crash restarts after restart_delay_min. Only quicker
+    # crashes in a row double the delay.
+    stable_after: Annotated[float, Meta(ge=0.0, le=600.0)] = 2.0
     # 0 turns the quality feature off (a capture device that encodes by itself).
     quality: Annotated[int, Meta(ge=0, le=100)] = 80
     desired_fps: FpsConfig = field(default_factory=FpsConfig)

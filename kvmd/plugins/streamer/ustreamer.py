@@ -67,6 +67,7 @@ class Ustreamer(StreamerBackend):
                 stop_timeout=config.stop_timeout,
                 restart_delay_min=config.restart_delay_min,
                 restart_delay_max=config.restart_delay_max,
+                stable_after=config.stable_after,
             ),
             self._argv,
         )
