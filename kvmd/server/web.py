@@ -35,6 +35,7 @@ from kvmd.plugins.streamer.base import StreamerBackend
 from kvmd.server import keys, webui
 from kvmd.server.auth import access_of, auth_middleware
 from kvmd.server.errors import errors_middleware
+from kvmd.server.expect import add_unrouted, expect_handler
 from kvmd.server.ws import WsHub
 
 ROUTES = (
@@ -95,12 +96,23 @@ def make_app(deps: Deps) -> web.Application:
                 raise RuntimeError(f"Route {route.method} {route.path} declares no permission")
             # Behind PiKVM's nginx the daemon sees /x for /api/x; served directly it sees /api/x.
             for prefix in ("/api", ""):
-                app.router.add_route(
-                    route.method, prefix + route.path, route.handler, **route.kwargs
-                )
+                _add(app, route, prefix)
     # The browser console lives outside /api, as the PiKVM web UI does.
-    app.router.add_routes(webui.routes)
+    for route in webui.routes:
+        if isinstance(route, web.RouteDef):
+            _add(app, route, "")
+    add_unrouted(app)
     return app
+
+
+def _add(app: web.Application, route: web.RouteDef, prefix: str) -> None:
+    app.router.add_route(
+        route.method,
+        prefix + route.path,
+        route.handler,
+        expect_handler=expect_handler,
+        **route.kwargs,
+    )
 
 
 def _unauth_paths(paths: list[str]) -> frozenset[str]:

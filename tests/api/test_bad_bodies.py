@@ -128,3 +128,50 @@ async def test_a_basic_password_may_hold_colons(env):
     # The user id is what comes before the first colon.
     wrong_split = {"Authorization": "Basic " + base64.b64encode(b"colin:a:b::c:x").decode()}
     assert (await client.get("/api/auth/check", headers=wrong_split)).status == 403
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/info", "/api/auth/login", "/info", "/", "/nowhere", "/ui/x"]
+)
+@pytest.mark.parametrize("expect", [b"\xff", b"100-continue\xff", b"\xc3\xa9t\xc3\xa9"])
+async def test_an_expect_header_that_is_no_utf8_is_a_417(env, path, expect):
+    (client, _) = env
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: ".encode()
+    (status, body) = await raw_status(client, head + expect + b"\r\nContent-Length: 0\r\n\r\n")
+    assert (status, body) == (417, b"Unknown Expect")
+
+
+async def test_expect_100_continue_still_works_everywhere(env):
+    (client, _) = env
+    for method, path, status in (
+        ("POST", "/api/auth/login", 200),
+        ("POST", "/nowhere", 404),
+        ("DELETE", "/api/info", 405),
+    ):
+        body = b"user=admin&passwd=admin"
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            "Expect: 100-continue\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        (reader, writer) = await asyncio.open_connection("127.0.0.1", client.port)
+        writer.write(head)
+        assert (
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            == b"HTTP/1.1 100 Continue\r\n\r\n"
+        )
+        writer.write(body)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer
+
+
+async def test_unknown_paths_and_methods_answer_as_aiohttp_does(env):
+    (client, _) = env
+    missing = await client.get("/nowhere/at/all", headers=ADMIN)
+    assert (missing.status, await missing.text()) == (404, "404: Not Found")
+    wrong = await client.delete("/api/info")
+    assert (wrong.status, await wrong.text()) == (405, "405: Method Not Allowed")
+    assert wrong.headers["Allow"] == "GET"
+    assert (await client.post("/api/atx")).status == 405
+    assert (await client.get("/api/atx/power")).status == 405
