@@ -32,3 +32,16 @@ async def test_api_keys_in_a_query_are_masked(client):
     for text in (log, audit):
         for value in SECRETS.values():
             assert value not in text
+
+
+async def test_header_sized_fields_are_cut_in_the_access_log(client):
+    agent = "A" * 8000
+    long_query = "x=" + "q" * 6000
+    headers = {**ADMIN, "User-Agent": agent, "Referer": "R" * 8000, "X-Real-IP": "I" * 8000}
+    assert (await client.get(f"/api/info?{long_query}", headers=headers)).status == 200
+    log = await (await client.get("/api/log", headers=ADMIN)).text()
+    (line,) = [x for x in log.splitlines() if "/api/info?x=" in x]
+    assert len(line) < 1800
+    assert f"user_agent='{'A' * 253}...'" in line
+    assert f"referer='{'R' * 253}...'" in line
+    assert f"'GET /api/info?x={'q' * (1024 - len('/api/info?x=') - 3)}... HTTP/1.1'" in line
