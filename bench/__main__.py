@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
 from bench.msd import bench_upload, msd_override
@@ -453,7 +454,19 @@ async def bench_msd(tmp: Path) -> dict[str, Any]:
         return await bench_upload(url, storage, lambda: rss_mb(pid))
 
 
+async def bench_memory_under_fuzz(tmp: Path) -> dict[str, float]:
+    """RSS before and after three equal fuzz runs, against a daemon configured as by default."""
+    folder = tmp / "fuzz"
+    folder.mkdir()
+    port = free_port()
+    return await bench_fuzz(write_config(folder, port), folder, port)
+
+
 async def main() -> None:
+    if sys.argv[1:] == ["fuzz"]:  # python -m bench fuzz
+        with tempfile.TemporaryDirectory() as tmp:
+            print_fuzz(await bench_memory_under_fuzz(Path(tmp)))
+        return
     if sys.argv[1:] == ["msd"]:  # one figure alone: python -m bench msd
         with tempfile.TemporaryDirectory() as tmp:
             print_msd(await bench_msd(Path(tmp)))
@@ -470,6 +483,7 @@ async def main() -> None:
         results |= await bench_input(Path(tmp))
         results |= await bench_gpio(Path(tmp))
         results |= await bench_msd(Path(tmp))
+        results |= await bench_memory_under_fuzz(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -525,6 +539,7 @@ async def main() -> None:
     )
 
     print_msd(results)
+    print_fuzz(results)
 
 
 def print_msd(results: dict[str, Any]) -> None:

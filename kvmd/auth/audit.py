@@ -10,10 +10,12 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -22,6 +24,17 @@ logger = logging.getLogger(__name__)
 # Records kept in memory for followers and when no file is configured.
 _MEMORY = 1000
 HID_INTERVAL = 60.0
+# A client chooses a query's names and values, and the last _MEMORY records stay in
+# memory: uncut, 1,000 requests with an 8 KiB query of short parameters held ~90 MB. The
+# budget is far more than any real action's arguments take (a user's 64 session ids fit).
+_ARGS_MAX = 32
+_ARGS_BUDGET = 4096  # bytes of JSON for all the arguments of one record
+_ARG_NAME_MAX = 64
+_ARG_TEXT_MAX = 256
+_ARG_ITEMS_MAX = 64  # of a list argument (roles, session ids)
+_ARG_INT_MAX = 2**63
+# Lines of the history files a reader holds at once.
+_BATCH_LINES = 256
 
 
 class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +79,7 @@ class AuditLog:
             via=via,
             remote=remote,
             action=action,
-            args=args or {},
+            args=_bounded_args(args or {}),
             result=result,
         )
         self._seq += 1
@@ -165,11 +178,12 @@ class AuditLog:
             # What the files hold now is history; what comes after `last` is followed.
             last = self._seq
             if self._path is None:
-                history = [_line(rec) for (_, rec) in self._memory if rec.ts >= min_ts]
+                for line in [_line(rec) for (_, rec) in self._memory if rec.ts >= min_ts]:
+                    yield line
             else:
-                history = await asyncio.to_thread(self._history, min_ts, self._sizes())
-            for line in history:
-                yield line
+                async with contextlib.aclosing(self._file_history(min_ts)) as history:
+                    async for line in history:
+                        yield line
             while follow:
                 wake.clear()
                 for seq, rec in list(self._memory):
@@ -180,31 +194,83 @@ class AuditLog:
         finally:
             self._waiters.discard(wake)
 
-    def _sizes(self) -> list[tuple[Path, int]]:
-        out = []
+    async def _file_history(self, min_ts: float) -> AsyncGenerator[str, None]:
+        """The files' lines, oldest first, a batch at a time: never a whole trail in memory.
+
+        The trail is up to (backups + 1) * max_size bytes, and each reader of it would
+        otherwise hold all of it as strings at once.
+        """
+        with contextlib.ExitStack() as files:
+            opened = await asyncio.to_thread(self._open_files, files)
+            for file, size in opened:
+                done = False
+                while not done:
+                    (batch, done) = await asyncio.to_thread(read_batch, file, size, min_ts)
+                    for line in batch:
+                        yield line
+
+    def _open_files(self, files: contextlib.ExitStack) -> list[tuple[BinaryIO, int]]:
+        # All opened at once: a rotation while the history is read renames paths, not these.
+        out: list[tuple[BinaryIO, int]] = []
         for path in self.files():
             with contextlib.suppress(FileNotFoundError):
-                out.append((path, path.stat().st_size))
+                file = files.enter_context(path.open("rb"))
+                out.append((file, os.fstat(file.fileno()).st_size))
         return out
 
-    def _history(self, min_ts: float, sizes: list[tuple[Path, int]]) -> list[str]:
-        out = []
-        for path, size in sizes:
-            with contextlib.suppress(FileNotFoundError), path.open("rb") as file:
-                consumed = 0
-                for raw in file:
-                    consumed += len(raw)
-                    if consumed > size:
-                        break
-                    if min_ts > 0:
-                        try:
-                            ts = msgspec.json.decode(raw, type=_Stamp).ts
-                        except msgspec.DecodeError:
-                            continue
-                        if ts < min_ts:
-                            continue
-                    out.append(raw.decode("utf-8", "replace"))
-        return out
+
+def read_batch(file: BinaryIO, size: int, min_ts: float) -> tuple[list[str], bool]:
+    """Up to _BATCH_LINES lines from `file` since `min_ts`, before byte `size`; True at the end.
+
+    Lines past `size` were written after the history was taken: a follower gets them
+    from memory instead.
+    """
+    out: list[str] = []
+    while len(out) < _BATCH_LINES:
+        raw = file.readline()
+        if not raw or file.tell() > size:
+            return (out, True)
+        if min_ts <= 0 or _stamp(raw) >= min_ts:
+            out.append(raw.decode("utf-8", "replace"))
+    return (out, file.tell() >= size)
+
+
+def _stamp(raw: bytes) -> float:
+    try:
+        return msgspec.json.decode(raw, type=_Stamp).ts
+    except msgspec.DecodeError:
+        return -math.inf  # not a record: left out of a time-bounded history, as before
+
+
+def _bounded_args(args: dict[str, object]) -> dict[str, object]:
+    """`args` within the record's budget; `_omitted` counts the arguments left out."""
+    out: dict[str, object] = {}
+    used = 0
+    for name, value in args.items():
+        if len(out) == _ARGS_MAX:
+            break
+        (key, kept) = (name[:_ARG_NAME_MAX], _bounded(value))
+        cost = len(msgspec.json.encode(key)) + len(msgspec.json.encode(kept)) + 2
+        if used + cost <= _ARGS_BUDGET:
+            out[key] = kept
+            used += cost
+    if len(out) < len(args):
+        out["_omitted"] = len(args) - len(out)
+    return out
+
+
+def _bounded(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return [_scalar(item) for item in value[:_ARG_ITEMS_MAX]]
+    return _scalar(value)
+
+
+def _scalar(value: object) -> object:
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < _ARG_INT_MAX else "<int>"  # str() of 10**5000 raises
+    return (value if isinstance(value, str) else repr(value))[:_ARG_TEXT_MAX]
 
 
 class _Stamp(msgspec.Struct):
