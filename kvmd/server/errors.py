@@ -7,6 +7,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 
 from kvmd.errors import HardwareError, KvmdError, TooManyRequestsError
 
@@ -46,9 +47,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status < 400 or exc.status in (404, 405):
             raise
         return error_response("HttpError", exc.reason, exc.status)
-    except HttpProcessingError as exc:
-        # A body that breaks HTTP (a bad chunk, a short or corrupt encoding), found only
-        # when the handler reads it: the client's fault, not ours.
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        # A body that breaks HTTP (a bad chunk, a short length, a Content-Encoding it does
+        # not have), found only when the handler reads it: the client's fault, not ours.
         return error_response("HttpError", f"Bad request body: {type(exc).__name__}", 400)
     except ConnectionResetError:
         # The client went away while its body was read: nobody is left to answer.

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TypeVar, overload
 
 import msgspec
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from kvmd.errors import ValidatorError
@@ -23,6 +23,12 @@ D = TypeVar("D")
 
 # A scalar longer than this is refused before parsing: no legitimate value comes close.
 MAX_RAW = 1024
+# The text of a multipart form, as aiohttp's own limit for a body it reads whole.
+FORM_MAX = 1024 * 1024
+# What a broken body raises while it is parsed. HttpProcessingError: a multipart part's
+# headers are parsed only then, so a NUL in them surfaces as aiohttp's InvalidHeader;
+# LookupError: a part names a charset Python does not know.
+_BROKEN_FORM = (ValueError, UnicodeDecodeError, AssertionError, LookupError, HttpProcessingError)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -106,12 +112,43 @@ def _show(value: object) -> str:
 async def read_form(request: web.Request) -> dict[str, str]:
     """The text fields of an urlencoded or multipart body; a broken body is a 400."""
     try:
+        if request.content_type == "multipart/form-data":
+            return await _read_multipart(request)
         form = await request.post()
-    except (ValueError, UnicodeDecodeError, AssertionError, HttpProcessingError) as exc:
+    except (
+        ValueError,
+        UnicodeDecodeError,
+        AssertionError,
+        LookupError,
+        HttpProcessingError,
+    ) as exc:
         # HttpProcessingError: a multipart part's headers are parsed only here, so a NUL
         # or a broken line in them surfaces as aiohttp's InvalidHeader and friends.
         raise ValidatorError(f"Invalid form data: {_reason(exc)}") from None
     return {name: value for (name, value) in form.items() if isinstance(value, str)}
+
+
+async def _read_multipart(request: web.Request) -> dict[str, str]:
+    """Text parts only, within FORM_MAX bytes; file parts are skipped as they stream by.
+
+    aiohttp's `post()` spools a file part to a temporary file that it never closes when a
+    later part fails; kvmd's forms take no files (uploads are raw bodies), so none is kept.
+    """
+    fields: dict[str, str] = {}
+    left = FORM_MAX
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.filename is not None or not part.name:
+            await part.release()
+            continue
+        data = bytearray()
+        while chunk := await part.read_chunk():
+            left -= len(chunk)
+            if left < 0:
+                raise ValidatorError("Invalid form data: too large")
+            data += chunk
+        fields[part.name] = data.decode(part.get_charset("utf-8"))
+    return fields
 
 
 async def read_params(request: web.Request, cls: type[T]) -> T:
