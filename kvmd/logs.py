@@ -60,13 +60,23 @@ class _Formatter(logging.Formatter):
         return f"{_stamp(record.created)} {line}" if self._with_time else line
 
 
+# One line of the ring at most, and the characters a line may take on average.
+_RING_LINE_MAX = 2048
+_RING_AVERAGE = 256
+
+
 class LogRing(logging.Handler):
     """The last `capacity` log lines, each as a complete PiKVM /api/log line."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.setFormatter(_Formatter(with_time=False))
-        self._lines: collections.deque[tuple[float, int, str]] = collections.deque(maxlen=capacity)
+        self._lines: collections.deque[tuple[float, int, str]] = collections.deque()
+        self._capacity = capacity
+        # Bounded in characters as well as lines: a line can hold what a client sent, and
+        # 20,000 lines of 8 KiB headers once held ~2 GB. Typical lines are ~150 characters.
+        self._budget = capacity * _RING_AVERAGE
+        self._chars = 0
         self._seq = 0
         self._waiters: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
         self._guard = threading.Lock()  # records may come from worker threads
@@ -79,7 +89,13 @@ class LogRing(logging.Handler):
         with self._guard:
             for part in parts:
                 self._seq += 1
-                self._lines.append((record.created, self._seq, prefix + part.rstrip()))
+                line = prefix + part.rstrip()
+                if len(line) > _RING_LINE_MAX:
+                    line = line[: _RING_LINE_MAX - 3] + "..."
+                self._lines.append((record.created, self._seq, line))
+                self._chars += len(line)
+                while len(self._lines) > self._capacity or self._chars > self._budget:
+                    self._chars -= len(self._lines.popleft()[2])
             waiters = list(self._waiters.values())
         for loop, event in waiters:
             try:

@@ -70,6 +70,21 @@ def test_ring_lines_and_bound():
     ]
 
 
+def test_ring_is_bounded_in_characters_too():
+    ring = LogRing(100)  # 100 lines, 25,600 characters
+    for i in range(100):
+        ring.handle(record(msg=f"big{i} " + "x" * 9000))
+    lines = [line for (_, line) in ring.since(0, 0.0)]
+    assert all(len(line) == 2048 and line.endswith("...") for line in lines)
+    assert len(lines) == 25_600 // 2048
+    assert "big99 " in lines[-1]
+    for i in range(100):
+        ring.handle(record(msg=f"small{i}"))
+    lines = [line for (_, line) in ring.since(0, 0.0)]
+    assert len(lines) == 100
+    assert lines[0].endswith("small0")
+
+
 def test_ring_folds_tracebacks_into_prefixed_lines():
     ring = LogRing(10)
     exc_info = None
