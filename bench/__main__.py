@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import QUICK, sized, timed
 from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
@@ -48,6 +49,7 @@ def free_port() -> int:
 def write_config(tmp: Path, port: int, streamer: dict[str, object] | None = None) -> Path:
     # Real bcrypt at its default cost: the point is to show the cache hides it.
     (tmp / "htpasswd").write_text(f"admin:{hash_password('admin')}\n")
+    (tmp / "htpasswd").chmod(0o600)  # kvmd refuses a password file every user may read
     config = {
         "kvmd": {
             "sysroot": str(TESTENV / "fakes"),
@@ -171,11 +173,17 @@ async def bench_daemon(tmp: Path) -> dict[str, float]:
         for _ in range(2):
             cookie_runs.append(
                 await throughput(
-                    url, headers={}, cookies={"auth_token": token}, seconds=4, limit=40_000
+                    url,
+                    headers={},
+                    cookies={"auth_token": token},
+                    seconds=timed(4, 0.3),
+                    limit=sized(40_000, 300),
                 )
             )
             header_runs.append(
-                await throughput(url, headers=ADMIN, cookies={}, seconds=4, limit=40_000)
+                await throughput(
+                    url, headers=ADMIN, cookies={}, seconds=timed(4, 0.3), limit=sized(40_000, 300)
+                )
             )
         loaded = rss_mb(proc.pid)
     finally:
@@ -189,7 +197,7 @@ async def bench_daemon(tmp: Path) -> dict[str, float]:
     }
 
 
-async def bench_permissions(tmp: Path, rounds: int = 12) -> dict[str, Any]:
+async def bench_permissions(tmp: Path, rounds: int = sized(12, 1)) -> dict[str, Any]:
     """Header-auth /api/auth/check with and without the security model, interleaved."""
     servers = {}
     urls = {}
@@ -227,7 +235,12 @@ async def bench_permissions(tmp: Path, rounds: int = 12) -> dict[str, Any]:
                 before = cpu_seconds(servers[mode].pid)
                 stats: list[int] = []
                 rps = await throughput(
-                    urls[mode], headers=ADMIN, cookies={}, seconds=1.5, limit=20_000, count=stats
+                    urls[mode],
+                    headers=ADMIN,
+                    cookies={},
+                    seconds=timed(1.5, 0.2),
+                    limit=sized(20_000, 200),
+                    count=stats,
                 )
                 runs[mode].append(rps)
                 # The server's own CPU per request: what bounds throughput on a busy Pi,
@@ -263,7 +276,7 @@ def print_permissions(results: dict[str, Any]) -> None:
 
 
 async def bench_fanout(
-    tmp: Path, clients: int = 100, count: int = 200, interval: float = 0.02
+    tmp: Path, clients: int = sized(100, 5), count: int = sized(200, 10), interval: float = 0.02
 ) -> dict[str, float]:
     port = free_port()
     config = write_config(tmp, port)
@@ -353,7 +366,9 @@ async def state_answers(sock: str) -> bool:
         return False
 
 
-async def bench_streamer(tmp: Path, clients: int = 10, seconds: float = 5.0) -> dict[str, float]:
+async def bench_streamer(
+    tmp: Path, clients: int = sized(10, 2), seconds: float = timed(5.0, 0.5)
+) -> dict[str, float]:
     port = free_port()
     sock = str(tmp / "sim-bench.sock")
     streamer = {
@@ -487,6 +502,8 @@ async def main() -> None:
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
+    if QUICK:
+        print("  QUICK MODE (KVMD_BENCH_QUICK=1): every part cut short, the figures mean nothing")
     print(f"  GET /api/auth/check, cookie auth:        {results['cookie_rps']:8.0f} req/s")
     print(
         f"  GET /api/auth/check, header auth (bcrypt):{results['header_rps']:8.0f} req/s"

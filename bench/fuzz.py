@@ -22,14 +22,15 @@ from pathlib import Path
 import aiohttp
 from passlib.hash import bcrypt
 
+from bench import sized, timed
 from bench.msd import msd_override
 from tests.fuzzgen import ADMIN_XHDR, FrameGen, FuzzRequest, RequestGen, seeded
 from tests.fuzzsend import Target, admin_token, fuzz_websocket, send_requests
 
-REQUESTS = 10_700
-FRAMES = 6_600
+REQUESTS = sized(10_700, 300)
+FRAMES = sized(6_600, 200)
 # The server settles (handlers finish, the allocator hands back freed arenas) before a reading.
-SETTLE = 2.0
+SETTLE = timed(2.0, 0.2)
 
 
 def fuzz_override(config: Path, tmp: Path) -> None:
@@ -120,7 +121,7 @@ def _many_args(n: int) -> FuzzRequest:
 
 
 # After the runs, the holders found under fuzzing, pushed: what each 1,000 such requests add.
-HOSTILE_REQUESTS = 1000
+HOSTILE_REQUESTS = sized(1000, 20)
 HOSTILE = {"big_headers": _big_headers, "many_args": _many_args}
 
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import sized
 from kvmd.sim.machine import ChipServer
 
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
-EDGES = 500
+EDGES = sized(500, 20)
 LIMIT_SECONDS = 60.0
 PIN = 8
 

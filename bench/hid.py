@@ -16,13 +16,14 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import sized, timed
 from kvmd.plugins.hid.reports import scale_absolute
 from kvmd.sim.usbhost import UsbHost
 
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
-KEY_EVENTS = 2000
+KEY_EVENTS = sized(2000, 50)
 MOVES_PER_SECOND = 5000
-MOVE_SECONDS = 5.0
+MOVE_SECONDS = timed(5.0, 0.3)
 
 
 class StampingHost(UsbHost):

@@ -18,13 +18,14 @@ from typing import Any
 
 import aiohttp
 
+from bench import sized
 from kvmd.hw.gadget import Gadget
 from kvmd.hw.gadget_config import OtgConfig
 
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
 MiB = 1024 * 1024
-SIZE = 1024 * MiB
-ROUNDS = 3
+SIZE = sized(1024, 16) * MiB
+ROUNDS = sized(3, 1)
 Figures = dict[str, Any]
 
 
