@@ -107,4 +107,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(INSTALL_VENV)
 
 clean:
-	rm -rf $(VENV) testenv/run build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) testenv/run build .mypy_cache .ruff_cache .pytest_cache
