@@ -16,7 +16,8 @@ _PROBE_INTERVAL = 0.5
 class FollowQuery(msgspec.Struct, frozen=True, kw_only=True):
     """`?seek=N&follow=0|1` of a line stream: the last N seconds (0 = all), then live."""
 
-    seek: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # At most ~300 years: a bigger number is no time at all (its float overflows).
+    seek: Annotated[int, msgspec.Meta(ge=0, le=10**10)] = 0
     follow: bool = False
 
 

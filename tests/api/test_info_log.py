@@ -113,9 +113,11 @@ async def test_log_follow_streams_new_lines(client):
 
 
 async def test_log_bad_arguments_and_disabled(make_client, make_config, client):
-    bad = await client.get("/api/log?seek=-1", headers=ADMIN)
-    assert bad.status == 400
-    assert (await bad.json())["result"]["error"] == "ValidatorError"
+    for path in ("/api/log?seek=-1", "/api/log?seek=" + "9" * 400, "/api/audit?seek=1" + "0" * 30):
+        bad = await client.get(path, headers=ADMIN)
+        assert bad.status == 400
+        assert (await bad.json())["result"]["error"] == "ValidatorError"
+    assert (await client.get("/api/audit?seek=10000000000", headers=ADMIN)).status == 200
     (disabled, _) = await make_client(make_config(kvmd={"log_reader": {"enabled": False}}))
     response = await disabled.get("/api/log", headers=ADMIN)
     assert response.status == 400
