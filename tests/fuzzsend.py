@@ -119,7 +119,12 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[bytes, byt
         line = await reader.readline()
         if not line:
             raise EOFError("closed")
-        status = int(line.split()[1])
+        parts = line.split()
+        if len(parts) < 2 or not parts[1].isdigit():
+            # Left over from an answer this client misread: the request goes again on a
+            # fresh connection, and a second failure is reported with the request.
+            raise ValueError(f"not a status line: {line[:64]!r}")
+        status = int(parts[1])
         headers = {}
         while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
             (name, _, value) = line.partition(b":")

@@ -130,6 +130,12 @@ def _kvmd_logging(capture: LogCapture) -> Iterator[None]:
         root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _name_the_seed() -> None:
+    # In the captured log of any failure, a crash of the test's own client included.
+    logging.getLogger(__name__).warning("KVMD_FUZZ_SEED=%d replays this run", SEED)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
