@@ -11,7 +11,7 @@ import time
 
 # Entries kept per throttle; past it the idle ones go first. A botnet spraying addresses
 # costs at most this many small records.
-LIMIT = 10_000
+_LIMIT = 10_000
 
 
 @dataclasses.dataclass(slots=True)
@@ -48,7 +48,7 @@ class Throttle:
         now = time.monotonic()
         record = self._records.get(key)
         if record is None or now - record.last > self._lock:
-            if record is None and len(self._records) >= LIMIT:
+            if record is None and len(self._records) >= _LIMIT:
                 self._purge(now)
             locked_until = record.locked_until if record is not None else 0.0
             record = self._records[key] = _Record(0, now, locked_until)
@@ -91,5 +91,5 @@ class Throttle:
             for (k, r) in self._records.items()
             if r.locked_until > now or now - r.last <= self._lock
         }
-        while len(self._records) >= LIMIT:
+        while len(self._records) >= _LIMIT:
             del self._records[next(iter(self._records))]

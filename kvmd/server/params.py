@@ -115,15 +115,7 @@ async def read_form(request: web.Request) -> dict[str, str]:
         if request.content_type == "multipart/form-data":
             return await _read_multipart(request)
         form = await request.post()
-    except (
-        ValueError,
-        UnicodeDecodeError,
-        AssertionError,
-        LookupError,
-        HttpProcessingError,
-    ) as exc:
-        # HttpProcessingError: a multipart part's headers are parsed only here, so a NUL
-        # or a broken line in them surfaces as aiohttp's InvalidHeader and friends.
+    except _BROKEN_FORM as exc:
         raise ValidatorError(f"Invalid form data: {_reason(exc)}") from None
     return {name: value for (name, value) in form.items() if isinstance(value, str)}
 
