@@ -14,22 +14,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bench import QUICK, sized, timed
+from bench.daemon import ADMIN, REPO, running, spawn_daemon, status_mb, wait_ready
 from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
 from bench.msd import bench_upload, msd_override
 from kvmd.auth.htpasswd import hash_password
 
-REPO = Path(__file__).resolve().parent.parent
 TESTENV = REPO / "testenv"
-ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
 TARGETS = {
     "header_vs_cookie": 0.80,
     "fanout_p99_ms": 50.0,
@@ -73,53 +71,6 @@ def write_config(tmp: Path, port: int, streamer: dict[str, object] | None = None
     return path
 
 
-def spawn_daemon(config: Path, tmp: Path) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "kvmd",
-        "--main-config",
-        str(config),
-        "--override-dir",
-        str(tmp / "none"),
-    ]
-    return subprocess.Popen(argv, cwd=REPO)
-
-
-@contextlib.asynccontextmanager
-async def running(config: Path, tmp: Path, port: int) -> AsyncIterator[tuple[str, int]]:
-    """The daemon on `config`, ready: its URL and pid; terminated on the way out."""
-    proc = spawn_daemon(config, tmp)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_ready(url)
-        yield (url, proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-async def wait_ready(url: str, limit: float = 20.0) -> None:
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            try:
-                async with session.get(url + "/api/auth/check", headers=ADMIN) as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("kvmd did not start")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 async def throughput(
     url: str,
     *,
@@ -158,7 +109,7 @@ async def bench_daemon(tmp: Path) -> dict[str, float]:
     try:
         await wait_ready(url)
         await asyncio.sleep(3.0)
-        idle = rss_mb(proc.pid)
+        idle = status_mb(proc.pid)
         async with (
             aiohttp.ClientSession() as session,
             session.post(
@@ -185,7 +136,7 @@ async def bench_daemon(tmp: Path) -> dict[str, float]:
                     url, headers=ADMIN, cookies={}, seconds=timed(4, 0.3), limit=sized(40_000, 300)
                 )
             )
-        loaded = rss_mb(proc.pid)
+        loaded = status_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -442,7 +393,7 @@ async def bench_input(tmp: Path) -> dict[str, float]:
         host_task = asyncio.create_task(host.run())
         try:
             async with running(config, tmp, port) as (url, pid):
-                return await bench_hid(url, host, lambda: rss_mb(pid))
+                return await bench_hid(url, host, lambda: status_mb(pid))
         finally:
             host_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -466,7 +417,7 @@ async def bench_msd(tmp: Path) -> dict[str, Any]:
     config = write_config(tmp, port)
     storage = msd_override(config, tmp)
     async with running(config, tmp, port) as (url, pid):
-        return await bench_upload(url, storage, lambda: rss_mb(pid))
+        return await bench_upload(url, storage, lambda: status_mb(pid))
 
 
 async def bench_memory_under_fuzz(tmp: Path) -> dict[str, float]:

@@ -10,21 +10,18 @@ that is searched for tracebacks afterwards. Figures are printed, never asserted.
 """
 
 import asyncio
-import contextlib
 import itertools
 import json
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 from passlib.hash import bcrypt
 
 from bench import sized, timed
+from bench.daemon import running, status_mb
 from bench.msd import msd_override
-from tests.fuzzgen import ADMIN_XHDR, FrameGen, FuzzRequest, RequestGen, seeded
+from tests.fuzzgen import FrameGen, FuzzRequest, RequestGen, seeded
 from tests.fuzzsend import Target, admin_token, fuzz_websocket, send_requests
 
 REQUESTS = sized(10_700, 300)
@@ -57,26 +54,26 @@ async def bench_fuzz(config: Path, tmp: Path, port: int, runs: int = 3) -> dict[
     log = tmp / "fuzz-daemon.log"
     target = Target("127.0.0.1", port)
     results: dict[str, float] = {}
-    async with _daemon(config, tmp, log, target) as pid:
+    async with running(config, tmp, port, log) as (_, pid):
         await asyncio.sleep(SETTLE)
-        results["fuzz_rss_before_mb"] = _status_mb(pid, "VmRSS")
+        results["fuzz_rss_before_mb"] = status_mb(pid, "VmRSS")
         token = await admin_token(target)
         for run in range(1, runs + 1):
             started = time.monotonic()
             counts = await _fuzz(target, token, seed=run)
             results[f"fuzz_run{run}_s"] = time.monotonic() - started
             await asyncio.sleep(SETTLE)
-            results[f"fuzz_rss_run{run}_mb"] = _status_mb(pid, "VmRSS")
+            results[f"fuzz_rss_run{run}_mb"] = status_mb(pid, "VmRSS")
             results |= {f"fuzz_run{run}_{name}": value for (name, value) in counts.items()}
-        results["fuzz_rss_peak_mb"] = _status_mb(pid, "VmHWM")
-        results["fuzz_rss_anon_mb"] = _status_mb(pid, "RssAnon")
+        results["fuzz_rss_peak_mb"] = status_mb(pid, "VmHWM")
+        results["fuzz_rss_anon_mb"] = status_mb(pid, "RssAnon")
         for name, make in HOSTILE.items():
             for batch in (1, 2):  # the second shows whether the first found a bound
-                before = _status_mb(pid, "VmRSS")
+                before = status_mb(pid, "VmRSS")
                 numbers = range(batch * HOSTILE_REQUESTS, (batch + 1) * HOSTILE_REQUESTS)
                 await send_requests(target, map(make, numbers), connections=2)
                 await asyncio.sleep(SETTLE)
-                results[f"fuzz_{name}_{batch}_mb"] = _status_mb(pid, "VmRSS") - before
+                results[f"fuzz_{name}_{batch}_mb"] = status_mb(pid, "VmRSS") - before
     text = log.read_text(errors="replace")
     results["fuzz_tracebacks"] = text.count("Traceback (most recent call last)")
     return results
@@ -123,41 +120,6 @@ def _many_args(n: int) -> FuzzRequest:
 # After the runs, the holders found under fuzzing, pushed: what each 1,000 such requests add.
 HOSTILE_REQUESTS = sized(1000, 20)
 HOSTILE = {"big_headers": _big_headers, "many_args": _many_args}
-
-
-@contextlib.asynccontextmanager
-async def _daemon(config: Path, tmp: Path, log: Path, target: Target) -> AsyncIterator[int]:
-    argv = [sys.executable, "-m", "kvmd", "--main-config", str(config)]
-    argv += ["--override-dir", str(tmp / "none")]
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(argv, stdout=stderr, stderr=stderr)
-        try:
-            await _wait_ready(target)
-            yield proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(10)
-
-
-async def _wait_ready(target: Target, limit: float = 20.0) -> None:
-    url = f"http://{target.host}:{target.port}/api/auth/check"
-    headers = {name.decode(): value.decode() for (name, value) in ADMIN_XHDR}
-    deadline = time.monotonic() + limit
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url, headers=headers) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise RuntimeError("kvmd did not start")
-
-
-def _status_mb(pid: int, field: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field}")
 
 
 def print_fuzz(results: dict[str, float]) -> None:
