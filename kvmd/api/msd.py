@@ -50,6 +50,8 @@ _REMOTE_PROGRESS = 2.0
 _REMOTE_READ_TIMEOUT = 7 * 24 * 3600.0
 _REMOTE_CHUNK = 256 * 1024
 
+ImageWriting = contextlib.AbstractAsyncContextManager[ImageWriter]
+
 
 class SetParamsQuery(msgspec.Struct, frozen=True, kw_only=True):
     image: str | None = None
@@ -165,7 +167,16 @@ async def write(request: web.Request) -> web.Response:
 @requires(Permission.MSD, audit="msd.write_remote")
 async def write_remote(request: web.Request) -> web.StreamResponse:
     query = parse_params(request.query, WriteRemoteQuery)
-    msd = request.app[MSD]
+    async with remote_image(request.app[MSD], query) as (remote, writer):
+        return await _download(request, remote, writer)
+    raise AssertionError("unreachable")  # pragma: no cover -- for mypy
+
+
+@contextlib.asynccontextmanager
+async def remote_image(
+    msd: MsdBackend, query: WriteRemoteQuery
+) -> AsyncIterator[tuple[aiohttp.ClientResponse, ImageWriting]]:
+    """The answer for `query.url`, and the writer of its bytes into the storage, named."""
     _check_enabled(msd)
     timeout = aiohttp.ClientTimeout(
         total=None, connect=query.timeout, sock_connect=query.timeout,
@@ -186,8 +197,7 @@ async def write_remote(request: web.Request) -> web.StreamResponse:
                 remove_incomplete=query.remove_incomplete,
             )
         )
-        return await _download(request, remote, writer)
-    raise AssertionError("unreachable")  # pragma: no cover -- for mypy
+        yield (remote, writer)
 
 
 def _check_enabled(msd: MsdBackend) -> None:
@@ -226,7 +236,7 @@ class _ClientGoneError(Exception):
 async def _download(
     request: web.Request,
     remote: aiohttp.ClientResponse,
-    writer: contextlib.AbstractAsyncContextManager[ImageWriter],
+    writer: ImageWriting,
 ) -> web.StreamResponse:
     response: web.StreamResponse | None = None
     image: ImageWriter | None = None

@@ -36,6 +36,7 @@ from kvmd.server import keys, webui
 from kvmd.server.auth import access_of, auth_middleware
 from kvmd.server.errors import errors_middleware
 from kvmd.server.expect import add_unrouted, expect_handler
+from kvmd.server.normalize import normalize_middleware
 from kvmd.server.ws import WsHub
 
 ROUTES = (
@@ -73,7 +74,7 @@ class Deps:
 
 
 def make_app(deps: Deps) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, auth_middleware])
+    app = web.Application(middlewares=[errors_middleware, normalize_middleware, auth_middleware])
     app[keys.CONFIG] = deps.config
     app[keys.BUS] = deps.bus
     app[keys.AUTH] = deps.auth

@@ -1,29 +1,24 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""/api/redfish/v1: enough of DMTF Redfish for tools to see and switch the target's power.
-
-Answers are bare JSON (no envelope). The service root is public, as PiKVM's is, so that
-discovery works before credentials are sent; everything below it needs them.
-"""
+"""The service root and /redfish/v1/Systems: the target's power, through ATX."""
 
 import enum
 import re
 import socket
-from typing import Any
 
 import msgspec
 from aiohttp import web
 
+from kvmd.api.redfish.common import ROOT, collection, json_answer, no_content, read_body
 from kvmd.auth.principal import Access, Permission
 from kvmd.errors import ValidatorError
 from kvmd.plugins.atx.base import AtxDisabledError, Button, PowerAction
 from kvmd.server.auth import requires
-from kvmd.server.errors import encode_json
 from kvmd.server.keys import ATX, INFO
-from kvmd.server.params import decode_json
 
 routes = web.RouteTableDef()
 
-SYSTEM = "/redfish/v1/Systems/0"
+SYSTEMS = f"{ROOT}/Systems"
+SYSTEM = f"{SYSTEMS}/0"
 
 
 class ResetType(enum.StrEnum):
@@ -48,10 +43,6 @@ class ResetRequest(msgspec.Struct, frozen=True):
     ResetType: ResetType
 
 
-def _json(data: dict[str, Any]) -> web.Response:
-    return web.Response(body=encode_json(data), content_type="application/json", charset="utf-8")
-
-
 def _system_id(request: web.Request) -> str:
     sid = request.match_info["sid"]
     if sid != "0":
@@ -59,40 +50,35 @@ def _system_id(request: web.Request) -> str:
     return sid
 
 
-@routes.get("/redfish/v1")
+@routes.get(ROOT)
 @requires(Access.PUBLIC)
 async def service_root(_: web.Request) -> web.Response:
-    return _json(
+    return json_answer(
         {
-            "@odata.id": "/redfish/v1",
+            "@odata.id": ROOT,
             "@odata.type": "#ServiceRoot.v1_6_0.ServiceRoot",
             "Id": "RootService",
+            "Managers": {"@odata.id": f"{ROOT}/Managers"},
             "Name": "Root Service",
             "RedfishVersion": "1.6.0",
-            "Systems": {"@odata.id": "/redfish/v1/Systems"},
+            "Systems": {"@odata.id": SYSTEMS},
         }
     )
 
 
-@routes.get("/redfish/v1/Systems")
+@routes.get(SYSTEMS)
 @requires(Permission.STATE)
-async def systems(_: web.Request) -> web.Response:
-    return _json(
-        {
-            "@odata.id": "/redfish/v1/Systems",
-            "@odata.type": "#ComputerSystemCollection.ComputerSystemCollection",
-            "Members": [{"@odata.id": SYSTEM}],
-            "Members@odata.count": 1,
-            "Name": "Computer System Collection",
-        }
-    )
+async def systems(request: web.Request) -> web.Response:
+    # Without ATX there is no power to switch: no system, as PiKVM lists it since 4.x.
+    members = [SYSTEM] if request.app[ATX].state().enabled else []
+    return collection(SYSTEMS, "ComputerSystemCollection", "Computer System Collection", members)
 
 
-@routes.get("/redfish/v1/Systems/{sid}")
+@routes.get(f"{SYSTEMS}/{{sid}}")
 @requires(Permission.STATE)
 async def system(request: web.Request) -> web.Response:
     sid = _system_id(request)
-    return _json(
+    return json_answer(
         {
             "@odata.id": SYSTEM,
             "@odata.type": "#ComputerSystem.v1_10_0.ComputerSystem",
@@ -100,8 +86,14 @@ async def system(request: web.Request) -> web.Response:
                 "#ComputerSystem.Reset": {
                     "ResetType@Redfish.AllowableValues": [str(kind) for kind in ResetType],
                     "target": f"{SYSTEM}/Actions/ComputerSystem.Reset",
-                }
+                },
+                # Listed as PiKVM lists it; like PiKVM's, it has no handler.
+                "#ComputerSystem.SetDefaultBootOrder": {
+                    "target": f"{SYSTEM}/Actions/ComputerSystem.SetDefaultBootOrder",
+                },
             },
+            # kvmd cannot steer the target's firmware: no override, ever.
+            "Boot": {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": None},
             "HostName": _host_name(request),
             "Id": sid,
             "PowerState": "On" if request.app[ATX].state().leds.power else "Off",
@@ -109,21 +101,18 @@ async def system(request: web.Request) -> web.Response:
     )
 
 
-@routes.patch("/redfish/v1/Systems/{sid}")
+@routes.patch(f"{SYSTEMS}/{{sid}}")
 @requires(Permission.ATX, audit="redfish.patch_system")
 async def patch_system(request: web.Request) -> web.Response:
     _system_id(request)
-    return web.Response(status=204)  # boot overrides are accepted and ignored, as PiKVM does
+    return no_content()  # boot overrides are accepted and ignored, as PiKVM does
 
 
-@routes.post("/redfish/v1/Systems/{sid}/Actions/ComputerSystem.Reset")
+@routes.post(f"{SYSTEMS}/{{sid}}/Actions/ComputerSystem.Reset")
 @requires(Permission.ATX, audit="redfish.reset")
 async def reset(request: web.Request) -> web.Response:
     _system_id(request)
-    try:
-        action = decode_json(await request.read(), ResetRequest).ResetType
-    except msgspec.DecodeError as error:
-        raise ValidatorError(f"Invalid ResetType request: {error}") from None
+    action = (await read_body(request, ResetRequest, "ResetType")).ResetType
     atx = request.app[ATX]
     try:
         if action is ResetType.PUSH_POWER_BUTTON:
@@ -132,7 +121,7 @@ async def reset(request: web.Request) -> web.Response:
             await atx.power(_ACTIONS[action], wait=False)
     except AtxDisabledError:
         pass  # PiKVM answers 204 without ATX as well
-    return web.Response(status=204)
+    return no_content()
 
 
 def _host_name(request: web.Request) -> str:
