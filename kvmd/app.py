@@ -28,7 +28,7 @@ from kvmd.plugins.hid.keymaps import read_keymaps
 from kvmd.plugins.msd import make_msd
 from kvmd.plugins.streamer import make_streamer
 from kvmd.server.access_log import AccessLogger
-from kvmd.server.events import EventRenderer
+from kvmd.server.events import EventRenderer, legacy_wol
 from kvmd.server.web import Deps, make_app
 from kvmd.server.ws import WsHub
 
@@ -65,7 +65,7 @@ def build(config: Config, ring: LogRing) -> Deps:
         msd=make_msd(kvmd.msd, bus),
         gpio=make_gpio(kvmd.gpio, bus),
         streamer=streamer,
-        hub=WsHub(bus, hid, EventRenderer(), auth, audit),
+        hub=WsHub(bus, hid, EventRenderer(legacy_wol(kvmd.gpio)), auth, audit),
     )
 
 

@@ -24,6 +24,8 @@ from kvmd.server.web import Deps, make_app
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "samples"  # real answers of a PiKVM daemon, the reference
 ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
+# The first event of a websocket: this daemon's version (0.1.0 → 0.1).
+LOOP = {"event_type": "loop", "event": {"version": {"major": 0, "minor": 1}}}
 
 
 @pytest.fixture(scope="session")
@@ -149,3 +151,13 @@ async def client(
 
 def sample(name: str) -> Any:
     return json.loads((SAMPLES / name).read_text())
+
+
+def sample_hw(name: str) -> Any:
+    """The sample's legacy `hw`, as PiKVM after 4.0 gives it for testenv's platform file.
+
+    The samples are PiKVM 4.0's, whose `hw.platform` held only type, base and serial.
+    """
+    hw = sample(name)["result"]["hw"]
+    hw["platform"] |= {"model": "test_model", "video": "test_video", "board": "test_board"}
+    return hw

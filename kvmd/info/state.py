@@ -3,7 +3,8 @@
 
 The current shape (`legacy=0`) has `health` as a category and `platform` inside
 `system`. The legacy shape (the default over HTTP, and PiKVM 4.0's websocket) has
-`hw = {health: {temp, throttling}, platform: {type, base, serial}}` instead.
+`hw = {health: {temp, throttling}, platform}` instead (4.0 had only type, base and
+serial in `platform`).
 """
 
 import msgspec
@@ -116,15 +117,11 @@ class LegacyHealth(msgspec.Struct, frozen=True):
     throttling: Throttling | None
 
 
-class LegacyPlatform(msgspec.Struct, frozen=True):
-    type: str
-    base: str | None
-    serial: str | None
-
-
 class LegacyHw(msgspec.Struct, frozen=True):
     health: LegacyHealth
-    platform: LegacyPlatform
+    # PiKVM 4.0 had type, base and serial here; later versions have the whole platform,
+    # and client libraries name the board from its `model`.
+    platform: Platform
 
 
 class LegacySystemInfo(msgspec.Struct, frozen=True):
@@ -134,10 +131,9 @@ class LegacySystemInfo(msgspec.Struct, frozen=True):
 
 
 def legacy_hw(info: InfoState) -> LegacyHw:
-    platform = info.system.platform
     return LegacyHw(
         health=LegacyHealth(temp=info.health.temp, throttling=info.health.throttling),
-        platform=LegacyPlatform(type=platform.type, base=platform.base, serial=platform.serial),
+        platform=info.system.platform,
     )
 
 

@@ -7,21 +7,60 @@ very same state object from the bus.
 """
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import msgspec
 
+import kvmd
 from kvmd.bus import Topic
 from kvmd.info.state import InfoState, legacy_hw, legacy_system
 from kvmd.plugins.gpio.base import GpioState
+from kvmd.plugins.gpio.config import GpioConfig, WolDriverConfig
 
-# (dedupe key, encoded text frame). A client never gets the same frame twice in a row
-# under one key, which keeps multi-event states (info, legacy gpio) from repeating parts
-# that did not change.
-Frame = tuple[str, bytes]
+
+class Frame(NamedTuple):
+    """One encoded text frame, and what a client must not be sent twice in a row.
+
+    A client gets the frame only when `mark` changed since the last frame under `key`,
+    which keeps multi-event states (info, gpio) from repeating parts that did not change.
+    A frame that `covers` the state stands for the frames after it: when it is sent they
+    are only remembered.
+    """
+
+    key: str
+    mark: bytes
+    data: bytes
+    covers: bool = False
 
 
 class OcrWrapped(msgspec.Struct, frozen=True):
     ocr: msgspec.Struct
+
+
+class WolTarget(msgspec.Struct, frozen=True):
+    ip: str
+    port: int
+    mac: str
+
+
+class LegacyWol(msgspec.Struct, frozen=True):
+    """PiKVM's old `wol_state`, from before Wake-on-LAN became a GPIO driver."""
+
+    enabled: bool
+    target: WolTarget
+
+
+def legacy_wol(config: GpioConfig) -> LegacyWol | None:
+    """The target of the WoL output channel (`__wol__` first, as PiKVM names it), if any."""
+    drivers = config.all_drivers()
+    channels = sorted(config.scheme.items(), key=lambda item: item[0] != "__wol__")
+    for _, channel in channels:
+        driver = drivers.get(channel.driver)
+        if channel.mode == "output" and isinstance(driver, WolDriverConfig):
+            return LegacyWol(
+                enabled=True, target=WolTarget(ip=driver.ip, port=driver.port, mac=driver.mac)
+            )
+    return None
 
 
 INFO_CATEGORIES = ("auth", "extras", "fan", "health", "meta", "node", "system")
@@ -39,26 +78,50 @@ def encode_event(event_type: str, event: object) -> bytes:
     return msgspec.json.encode({"event_type": event_type, "event": event}, order="sorted")
 
 
-LOOP_CURRENT = encode_event("loop", {"version": {"major": 4, "minor": 0}})
+def _loop_version() -> dict[str, int]:
+    (major, minor) = (int(part) for part in kvmd.__version__.split(".")[:2])
+    return {"major": major, "minor": minor}
+
+
+# The version is this daemon's: clients that check it learn what they talk to.
+LOOP_CURRENT = encode_event("loop", {"version": _loop_version()})
 LOOP_LEGACY = encode_event("loop", {})
 PONG = encode_event("pong", {})
 
 
 class EventRenderer:
-    def __init__(self) -> None:
+    def __init__(self, wol: LegacyWol | None = None) -> None:
+        self._wol = wol
         self._cache: dict[tuple[Topic, bool], tuple[msgspec.Struct, list[Frame]]] = {}
 
     def render(self, topic: Topic, state: msgspec.Struct, *, legacy: bool) -> list[Frame]:
         cached = self._cache.get((topic, legacy))
         if cached is not None and cached[0] is state:
             return cached[1]
-        events = _legacy(topic, state) if legacy else _current(topic, state)
-        frames = [(key, encode_event(name, event)) for (key, name, event) in events]
+        if isinstance(state, GpioState) and not legacy:
+            frames = _gpio_frames(state)
+        else:
+            events = _legacy(topic, state, self._wol) if legacy else _current(topic, state)
+            frames = []
+            for key, name, event in events:
+                data = encode_event(name, event)
+                frames.append(Frame(key, data, data))
         self._cache[(topic, legacy)] = (state, frames)
         return frames
 
 
 _Event = tuple[str, str, object]
+
+
+def _gpio_frames(state: GpioState) -> list[Frame]:
+    # PiKVM's web UI rebuilds its GPIO menu (and the control under the pointer) on every
+    # event that has a `model`: a client gets the whole state first and when the model
+    # changes, and else only `state`.
+    changed = encode_event("gpio", {"state": state.state})
+    return [
+        Frame("gpio.model", msgspec.json.encode(state.model), encode_event("gpio", state), True),
+        Frame("gpio.state", changed, changed),
+    ]
 
 
 def _current(topic: Topic, state: msgspec.Struct) -> Iterator[_Event]:
@@ -69,10 +132,12 @@ def _current(topic: Topic, state: msgspec.Struct) -> Iterator[_Event]:
         yield (topic.value, topic.value, state)
 
 
-def _legacy(topic: Topic, state: msgspec.Struct) -> Iterator[_Event]:
+def _legacy(topic: Topic, state: msgspec.Struct, wol: LegacyWol | None) -> Iterator[_Event]:
     if isinstance(state, GpioState):
         yield ("gpio_state", "gpio_state", state.state)
         yield ("gpio_model_state", "gpio_model_state", state.model)
+        if wol is not None:
+            yield ("wol_state", "wol_state", wol)
     elif isinstance(state, InfoState):
         parts = {**{c: getattr(state, c) for c in _LEGACY_INFO if c != "hw"}}
         parts["hw"] = legacy_hw(state)

@@ -142,7 +142,7 @@ class WsHub:
         with contextlib.suppress(ConnectionError):
             while True:
                 batch = await subscription.get_batch()
-                frames = []
+                frames: list[bytes] = []
                 if first:
                     # Who the client is comes first: a UI knows what to show before the state.
                     frames = (
@@ -151,10 +151,13 @@ class WsHub:
                         else [LOOP_CURRENT, client.session_event()]
                     )
                 for topic, state in batch:
-                    for key, frame in self._renderer.render(topic, state, legacy=legacy):
-                        if last.get(key) != frame:
-                            last[key] = frame
-                            frames.append(frame)
+                    covered = False
+                    for rendered in self._renderer.render(topic, state, legacy=legacy):
+                        if last.get(rendered.key) != rendered.mark:
+                            last[rendered.key] = rendered.mark
+                            if not covered:
+                                frames.append(rendered.data)
+                                covered = rendered.covers
                 if first and legacy:
                     frames.append(LOOP_LEGACY)  # PiKVM 4.0 clients wait for it as "burst done"
                 first = False

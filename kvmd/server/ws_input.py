@@ -64,20 +64,27 @@ class _Envelope(msgspec.Struct):
     event: msgspec.Raw = msgspec.Raw(b"{}")
 
 
+# PiKVM's validators take a boolean as true/false, 1/0 or yes/no in any case, as JSON
+# strings or numbers, and an integer as a number or a numeric string; client libraries
+# send all of these, so the events are decoded loosely and then checked.
+_Bool = bool | int | str
+_Int = int | str
+
+
 class _KeyEvent(msgspec.Struct):
     key: str
-    state: bool
-    finish: bool = False
+    state: _Bool
+    finish: _Bool = False
 
 
 class _ButtonEvent(msgspec.Struct):
     button: str
-    state: bool
+    state: _Bool
 
 
 class _Point(msgspec.Struct):
-    x: int
-    y: int
+    x: _Int
+    y: _Int
 
 
 class _MoveEvent(msgspec.Struct):
@@ -86,7 +93,34 @@ class _MoveEvent(msgspec.Struct):
 
 class _RelativeEvent(msgspec.Struct):
     delta: _Point | list[_Point]
-    squash: bool = False
+    squash: _Bool = False
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# Longer than any coordinate or delta PiKVM accepts as text.
+_MAX_NUMBER = 8
+_NUMBER = re.compile(r"^[-+]?[0-9]+$")
+
+
+def _bool(value: _Bool, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise MalformedInputError(f"bad {name}")
+
+
+def _int(value: _Int, name: str) -> int:
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if len(text) > _MAX_NUMBER or not _NUMBER.match(text):
+        raise MalformedInputError(f"bad {name}")
+    return int(text)
 
 
 _JSON_EVENTS: dict[str, type[msgspec.Struct]] = {
@@ -114,18 +148,29 @@ def parse_text(data: str) -> Input:
 
 def _from_json(event_type: str, event: msgspec.Struct) -> Input:
     if isinstance(event, _KeyEvent):
-        return KeyInput(key=_check_name(event.key), state=event.state, finish=event.finish)
+        return KeyInput(
+            key=_check_name(event.key),
+            state=_bool(event.state, "state"),
+            finish=_bool(event.finish, "finish"),
+        )
     if isinstance(event, _ButtonEvent):
-        return ButtonInput(button=_check_button(event.button), state=event.state)
+        return ButtonInput(button=_check_button(event.button), state=_bool(event.state, "state"))
     if isinstance(event, _MoveEvent):
-        return MoveInput(x=clamp(event.to.x, -32768, 32767), y=clamp(event.to.y, -32768, 32767))
+        (x, y) = _point(event.to, -32768, 32767)
+        return MoveInput(x=x, y=y)
     if not isinstance(event, _RelativeEvent):
         raise MalformedInputError(f"unexpected event {event_type}")
     points = event.delta if isinstance(event.delta, list) else [event.delta]
     if not points or len(points) > 1024:
         raise MalformedInputError("bad number of deltas")
-    deltas = [(clamp(p.x, -127, 127), clamp(p.y, -127, 127)) for p in points]
-    return RelativeInput(deltas=deltas, squash=event.squash, wheel=event_type == "mouse_wheel")
+    deltas = [_point(p, -127, 127) for p in points]
+    return RelativeInput(
+        deltas=deltas, squash=_bool(event.squash, "squash"), wheel=event_type == "mouse_wheel"
+    )
+
+
+def _point(point: _Point, low: int, high: int) -> tuple[int, int]:
+    return (clamp(_int(point.x, "x"), low, high), clamp(_int(point.y, "y"), low, high))
 
 
 def parse_binary(data: bytes) -> Input:

@@ -4,6 +4,7 @@
 import asyncio
 import socket
 import time
+from typing import Any
 
 import pytest
 
@@ -130,6 +131,45 @@ async def test_pulsing_a_cmd_runs_it_and_cmdret_sees_the_result(fake, tmp_path):
                 ):
                     break
     assert (tmp_path / "gpio-flag").exists()
+
+
+async def test_events_carry_the_model_once_then_only_the_state(fake):
+    # PiKVM's web UI rebuilds its GPIO menu on every event with a `model`, replacing the
+    # control under the pointer: a switch must send only the state.
+    async with fake.ws_connect("/api/ws?stream=0", headers=ADMIN) as ws:
+        gpio: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while not gpio:
+                event = await ws.receive_json()
+                if event["event_type"] == "gpio":
+                    gpio.append(event["event"])
+        full = sample("gpio.json")["result"]
+        assert gpio == [full]  # the first: model and state together
+        assert (await call(fake, "POST", "/api/gpio/pulse", channel="cmd1"))[0] == 200
+        async with asyncio.timeout(5):
+            while not (gpio[-1]["state"]["inputs"]["flag1"]["state"]):
+                event = await ws.receive_json()
+                if event["event_type"] == "gpio":
+                    gpio.append(event["event"])
+    assert len(gpio) >= 2
+    assert [list(event) for event in gpio[1:]] == [["state"]] * (len(gpio) - 1)
+    assert set(gpio[-1]["state"]) == {"inputs", "outputs"}
+
+
+async def test_legacy_clients_get_wol_state_of_the_wol_channel(fake, udp):
+    # Scripts written for PiKVM before WoL became a GPIO driver read `wol_state`.
+    async with fake.ws_connect("/api/ws?stream=0&legacy=1", headers=ADMIN) as ws:
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while not events or events[-1]["event_type"] != "loop":
+                events.append(await ws.receive_json())
+    wol = [e["event"] for e in events if e["event_type"] == "wol_state"]
+    assert wol == [
+        {
+            "enabled": True,
+            "target": {"ip": "127.0.0.1", "port": udp.getsockname()[1], "mac": "52:54:00:AB:cd:01"},
+        }
+    ]
 
 
 async def test_wol_sends_the_magic_packet(fake, udp):

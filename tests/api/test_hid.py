@@ -48,6 +48,8 @@ async def test_state_has_pikvm_shape_and_outputs(env):
     expected = sample("hid.json")["result"]
     # The sample's device had the jiggler forbidden; ours allows it (PiKVM's default).
     expected["jiggler"]["enabled"] = True
+    # The sample is PiKVM 4.0's; later versions add `enabled`, which the web UI waits for.
+    expected["enabled"] = True
     assert body["result"] == expected  # online, usb + usb_rel, jiggler off
     keymaps = (await (await client.get("/api/hid/keymaps", headers=ADMIN)).json())["result"]
     assert keymaps == {

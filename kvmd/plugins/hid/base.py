@@ -79,6 +79,9 @@ class HidState(msgspec.Struct, frozen=True):
     keyboard: KeyboardState
     mouse: MouseState
     jiggler: JigglerState
+    # PiKVM's web UI ignores every other field (LEDs, mouse mode, jiggler) until it has
+    # seen `enabled`; only the disabled backend says false.
+    enabled: bool = True
 
 
 class HidBackend(Backend):

@@ -21,6 +21,7 @@ class DisabledHid(HidBackend):
             keyboard=KeyboardState(online=False, leds=HidLeds(), outputs=HidOutputs()),
             mouse=MouseState(online=False, absolute=True, outputs=HidOutputs()),
             jiggler=self._jiggler_state(),
+            enabled=False,
         )
 
     def _is_absolute(self) -> bool:

@@ -60,11 +60,16 @@ class SnapshotState(msgspec.Struct, frozen=True):
 
 
 class StreamerState(msgspec.Struct, frozen=True):
-    """`GET /api/streamer` and the `streamer` event; `streamer` is ustreamer's own /state."""
+    """`GET /api/streamer` and the `streamer` event; `streamer` is ustreamer's own /state.
+
+    `params` are the values asked for, `applied` the ones the running streamer reports
+    (the asked-for ones while it is stopped): the web UI's sliders follow `applied`.
+    """
 
     features: StreamerFeatures
     limits: StreamerLimits
     params: StreamerParams
+    applied: StreamerParams
     snapshot: SnapshotState
     streamer: msgspec.Raw | None = None
 

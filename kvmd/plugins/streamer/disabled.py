@@ -21,6 +21,7 @@ class DisabledStreamer(StreamerBackend):
             features=StreamerFeatures(),
             limits=StreamerLimits(desired_fps=MinMax(min=0, max=0)),
             params=StreamerParams(desired_fps=0),
+            applied=StreamerParams(desired_fps=0),
             snapshot=SnapshotState(),
         )
 

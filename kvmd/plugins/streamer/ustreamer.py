@@ -51,6 +51,32 @@ class _StateReply(msgspec.Struct):
     result: msgspec.Raw
 
 
+# The parts of ustreamer's /state that say which parameters it runs with.
+class _Resolution(msgspec.Struct):
+    width: int
+    height: int
+
+
+class _Source(msgspec.Struct):
+    desired_fps: int
+    resolution: _Resolution
+
+
+class _Encoder(msgspec.Struct):
+    quality: int
+
+
+class _H264(msgspec.Struct):
+    bitrate: int
+    gop: int
+
+
+class _Running(msgspec.Struct):
+    source: _Source
+    encoder: _Encoder
+    h264: _H264 | None = None
+
+
 class Ustreamer(StreamerBackend):
     def __init__(self, config: UstreamerConfig, bus: Bus) -> None:
         super().__init__(config, bus)
@@ -75,6 +101,7 @@ class Ustreamer(StreamerBackend):
         self._holds = 0
         self._wake = asyncio.Event()
         self._ustreamer: msgspec.Raw | None = None
+        self._running: _Running | None = None
         self._saved: Snapshot | None = None
         self._session: aiohttp.ClientSession | None = None
 
@@ -119,12 +146,31 @@ class Ustreamer(StreamerBackend):
                 else None,
             ),
             params=self._params,
+            applied=self._applied(),
             snapshot=SnapshotState(
                 saved=None
                 if saved is None
                 else SavedSnapshot(online=saved.online, width=saved.width, height=saved.height)
             ),
             streamer=self._ustreamer,
+        )
+
+    def _applied(self) -> StreamerParams:
+        params = self._params
+        running = self._running
+        if running is None:
+            return params
+        features = self._features
+        source = running.source
+        h264 = running.h264 if features.h264 else None
+        return StreamerParams(
+            desired_fps=source.desired_fps,
+            quality=running.encoder.quality if features.quality else None,
+            resolution=f"{source.resolution.width}x{source.resolution.height}"
+            if features.resolution
+            else None,
+            h264_bitrate=params.h264_bitrate if h264 is None else h264.bitrate,
+            h264_gop=params.h264_gop if h264 is None else h264.gop,
         )
 
     async def start(self) -> None:
@@ -205,6 +251,7 @@ class Ustreamer(StreamerBackend):
                 and bytes(state) != bytes(self._ustreamer)
             ):
                 self._ustreamer = state
+                self._running = _decode_running(state)
                 self._publish()
             starting = self._process.pid is not None and state is None
             await asyncio.sleep(_STARTUP_POLL if starting else self._config.state_poll)
@@ -304,6 +351,16 @@ class Ustreamer(StreamerBackend):
     def forget_snapshot(self) -> None:
         self._saved = None
         self._publish()
+
+
+def _decode_running(state: msgspec.Raw | None) -> _Running | None:
+    if state is None:
+        return None
+    try:
+        return msgspec.json.decode(state, type=_Running)
+    except msgspec.DecodeError:
+        logger.warning("The streamer's /state lacks its parameters: %s", bytes(state)[:200])
+        return None
 
 
 def _check_range(name: str, value: int | None, low: int, high: int) -> None:

@@ -19,10 +19,9 @@ from kvmd.info.state import InfoState, Platform, StreamerVersion, legacy_hw
 from kvmd.plugins.streamer.base import StreamerApp
 from kvmd.plugins.streamer.config import DisabledStreamerConfig
 from kvmd.plugins.streamer.disabled import DisabledStreamer
+from tests.conftest import REPO, SAMPLES, sample_hw
 
-REPO = Path(__file__).resolve().parents[3]
 TESTENV = REPO / "testenv"
-SAMPLES = REPO / "tests" / "samples"  # real answers of a PiKVM daemon, the reference
 FEATURES = {"HAS_PDEATHSIG": True, "WITH_GPIO": False}
 
 
@@ -187,7 +186,7 @@ async def test_testenv_reproduces_pikvm_sample() -> None:
     await service.start()
     state = service.state()
     expected = json.loads((SAMPLES / "info.json").read_text())["result"]
-    assert msgspec.to_builtins(legacy_hw(state)) == expected["hw"]
+    assert msgspec.to_builtins(legacy_hw(state)) == sample_hw("info.json")
     # This machine runs no systemd, so no extra reports its daemon as enabled or started.
     assert state.extras == expected["extras"]
     assert msgspec.to_builtins(state.fan) == expected["fan"]

@@ -9,7 +9,7 @@ from kvmd.server.events import EventRenderer
 
 
 def decode(frames):
-    return [(key, json.loads(frame)) for (key, frame) in frames]
+    return [(frame.key, json.loads(frame.data)) for frame in frames]
 
 
 def test_current_and_legacy_names():

@@ -51,6 +51,43 @@ def test_json_messages(message, parsed):
     assert parse_text(message) == parsed
 
 
+# PiKVM takes booleans as true/false, 1/0 or yes/no in any case, as strings or numbers,
+# and integers as numeric strings; client libraries send all of these (pikvm-lib clicks
+# with "state": "true").
+@pytest.mark.parametrize(
+    ("message", "parsed"),
+    [
+        (text("key", {"key": "KeyA", "state": "true"}), KeyInput(key="KeyA", state=True)),
+        (text("key", {"key": "KeyA", "state": 1}), KeyInput(key="KeyA", state=True)),
+        (text("key", {"key": "KeyA", "state": "No"}), KeyInput(key="KeyA", state=False)),
+        (
+            text("key", {"key": "KeyA", "state": " YES ", "finish": "1"}),
+            KeyInput(key="KeyA", state=True, finish=True),
+        ),
+        (
+            text("mouse_button", {"button": "left", "state": "TRUE"}),
+            ButtonInput(button="left", state=True),
+        ),
+        (
+            text("mouse_button", {"button": "left", "state": 0}),
+            ButtonInput(button="left", state=False),
+        ),
+        (text("mouse_move", {"to": {"x": "100", "y": "-200"}}), MoveInput(x=100, y=-200)),
+        (text("mouse_move", {"to": {"x": "99999", "y": 5}}), MoveInput(x=32767, y=5)),
+        (
+            text("mouse_relative", {"delta": {"x": "-5", "y": "+300"}, "squash": "false"}),
+            RelativeInput(deltas=[(-5, 127)], squash=False, wheel=False),
+        ),
+        (
+            text("mouse_wheel", {"delta": [{"x": 0, "y": "-1"}], "squash": "yes"}),
+            RelativeInput(deltas=[(0, -1)], squash=True, wheel=True),
+        ),
+    ],
+)
+def test_json_messages_take_pikvm_booleans_and_numeric_strings(message, parsed):
+    assert parse_text(message) == parsed
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -66,6 +103,16 @@ def test_json_messages(message, parsed):
         text("mouse_relative", {"delta": []}),
         text("teleport", {}),
         text("key", []),
+        text("key", {"key": "KeyA", "state": "maybe"}),
+        text("key", {"key": "KeyA", "state": 2}),
+        text("key", {"key": "KeyA", "state": 1.0}),
+        text("key", {"key": "KeyA", "state": None}),
+        text("mouse_button", {"button": "left", "state": []}),
+        text("mouse_move", {"to": {"x": "1.5", "y": 0}}),
+        text("mouse_move", {"to": {"x": "0x10", "y": 0}}),
+        text("mouse_move", {"to": {"x": "123456789", "y": 0}}),
+        text("mouse_move", {"to": {"x": True, "y": 0}}),
+        text("mouse_relative", {"delta": {"x": "", "y": 0}}),
     ],
 )
 def test_malformed_json(message):
