@@ -16,6 +16,7 @@ from kvmd.bus import Topic
 from kvmd.info.state import InfoState, legacy_hw, legacy_system
 from kvmd.plugins.gpio.base import GpioState
 from kvmd.plugins.gpio.config import GpioConfig, WolDriverConfig
+from kvmd.plugins.streamer.base import StreamerState
 
 
 class Frame(NamedTuple):
@@ -98,8 +99,9 @@ class EventRenderer:
         cached = self._cache.get((topic, legacy))
         if cached is not None and cached[0] is state:
             return cached[1]
-        if isinstance(state, GpioState) and not legacy:
-            frames = _gpio_frames(state)
+        split = None if legacy else _PARTIAL.get(type(state))
+        if split is not None:
+            frames = _partial_frames(topic, state, *split)
         else:
             events = _legacy(topic, state, self._wol) if legacy else _current(topic, state)
             frames = []
@@ -113,15 +115,33 @@ class EventRenderer:
 _Event = tuple[str, str, object]
 
 
-def _gpio_frames(state: GpioState) -> list[Frame]:
-    # PiKVM's web UI rebuilds its GPIO menu (and the control under the pointer) on every
-    # event that has a `model`: a client gets the whole state first and when the model
-    # changes, and else only `state`.
-    changed = encode_event("gpio", {"state": state.state})
-    return [
-        Frame("gpio.model", msgspec.json.encode(state.model), encode_event("gpio", state), True),
-        Frame("gpio.state", changed, changed),
-    ]
+# States a client gets whole only first and when the leading fields change; otherwise
+# only the parts that changed, each with the fields that go along with it (PiKVM's
+# partial events). PiKVM's web UI rebuilds its GPIO menu on every event with a `model`
+# (replacing the control under the pointer), and its stream settings (resolution list,
+# slider ranges, stream mode) on every event with `features`.
+_PARTIAL: dict[type[msgspec.Struct], tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]] = {
+    GpioState: (("model",), (("state",),)),
+    StreamerState: (
+        ("features",),
+        (("params", "limits"), ("applied", "limits"), ("streamer",), ("snapshot",)),
+    ),
+}
+
+
+def _partial_frames(
+    topic: Topic,
+    state: msgspec.Struct,
+    leading: tuple[str, ...],
+    parts: tuple[tuple[str, ...], ...],
+) -> list[Frame]:
+    whole = msgspec.json.encode([getattr(state, name) for name in leading])
+    frames = [Frame(f"{topic.value}.{leading[0]}", whole, encode_event(topic.value, state), True)]
+    for fields in parts:
+        data = encode_event(topic.value, {name: getattr(state, name) for name in fields})
+        mark = msgspec.json.encode(getattr(state, fields[0]))
+        frames.append(Frame(f"{topic.value}.{fields[0]}", mark, data))
+    return frames
 
 
 def _current(topic: Topic, state: msgspec.Struct) -> Iterator[_Event]:

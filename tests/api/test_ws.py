@@ -4,11 +4,13 @@ import base64
 import json
 
 import aiohttp
+import msgspec
 import pytest
 
 import kvmd
 from kvmd.bus import Topic
 from kvmd.plugins.atx.base import AtxActs, AtxLeds, AtxState
+from kvmd.plugins.streamer.base import StreamerFeatures, StreamerParams
 from tests.conftest import ADMIN, LOOP, SAMPLES
 
 CURRENT_BURST = {"gpio", "hid", "hid_keymaps", "atx", "msd", "streamer", "ocr", "info", "clients"}
@@ -154,6 +156,35 @@ async def test_changes_reach_every_client_once(make_client, make_config):
         await ws.send_json({"event_type": "ping", "event": {}})
         assert (await ws.receive_json(timeout=2))["event_type"] == "pong"  # nothing else was queued
         await ws.close()
+
+
+async def test_streamer_changes_go_out_as_pikvm_partial_events(make_client, make_config):
+    # PiKVM's web UI rebuilds its stream settings on every event with `features`: after
+    # the whole state, a client gets only what changed, `limits` along with params/applied.
+    (client, deps) = await make_client(make_config())
+    ws = await client.ws_connect("/api/ws?stream=0", headers=ADMIN)
+    burst = await read_until(ws, current_burst_done)
+    whole = next(e["event"] for e in burst if e["event_type"] == "streamer")
+    assert set(whole) == {"features", "limits", "params", "applied", "snapshot", "streamer"}
+    state = deps.streamer.state()
+    running = msgspec.structs.replace(state, streamer=msgspec.Raw(b'{"source":{"online":true}}'))
+    deps.bus.publish(Topic.STREAMER, running)
+    assert await ws.receive_json(timeout=2) == {
+        "event_type": "streamer",
+        "event": {"streamer": {"source": {"online": True}}},
+    }
+    asked = msgspec.structs.replace(running, params=StreamerParams(desired_fps=5))
+    deps.bus.publish(Topic.STREAMER, asked)
+    assert await ws.receive_json(timeout=2) == {
+        "event_type": "streamer",
+        "event": {"params": {"desired_fps": 5}, "limits": whole["limits"]},
+    }
+    deps.bus.publish(
+        Topic.STREAMER, msgspec.structs.replace(asked, features=StreamerFeatures(quality=True))
+    )
+    changed = await ws.receive_json(timeout=2)
+    assert set(changed["event"]) == set(whole)  # new features: the whole state again
+    await ws.close()
 
 
 async def test_shutdown_closes_sockets_going_away(make_client, make_config):

@@ -22,6 +22,7 @@ from tests.e2e.webui import Kvm
 pytestmark = pytest.mark.timeout(60)
 
 Event = dict[str, Any]
+LIMITS = {"desired_fps": {"min": 0, "max": 60}}  # testenv's
 
 
 def basic(user: str = "admin") -> dict[str, str]:
@@ -97,23 +98,43 @@ async def test_loop_comes_first_and_hid_says_enabled(kvm: Kvm) -> None:
     assert hid["mouse"]["outputs"]["available"] == ["usb", "usb_rel"]
 
 
+def merged_streamer(ws: Socket) -> dict[str, Any]:
+    """The streamer state as a client has it after merging the partial events."""
+    merged: dict[str, Any] = {}
+    for event in ws.events:
+        if event["event_type"] == "streamer":
+            merged |= event["event"]
+    return merged
+
+
 async def test_streamer_applied_is_what_the_streamer_runs_with(kvm: Kvm) -> None:
     # The quality and FPS sliders of PiKVM's web UI follow `applied`.
     async with websocket(kvm, "stream=1") as ws:
-        running = await ws.next_of("streamer", lambda e: e.get("streamer") is not None)
-        assert running["applied"] == {"desired_fps": 30, "quality": 80}
+        whole = await ws.next_of("streamer")
+        assert whole["applied"] == {"desired_fps": 30, "quality": 80}
+        await ws.until(lambda _: merged_streamer(ws).get("streamer") is not None)
         try:
             await api(kvm, "POST", "/streamer/set_params?quality=55&desired_fps=20")
-            changed = await ws.next_of(
-                "streamer",
-                lambda e: (e.get("streamer") or {}).get("encoder", {}).get("quality") == 55,
-            )
-            assert changed["params"] == {"desired_fps": 20, "quality": 55}
-            assert changed["applied"] == {"desired_fps": 20, "quality": 55}
-            assert changed["streamer"]["source"]["desired_fps"] == 20
-            assert changed["limits"] == {"desired_fps": {"min": 0, "max": 60}}  # testenv's
+            target = {"desired_fps": 20, "quality": 55}
+
+            def restarted(_: object) -> bool:
+                running = merged_streamer(ws)["streamer"] or {}
+                return running.get("encoder", {}).get("quality") == 55
+
+            await ws.until(restarted)
+            merged = merged_streamer(ws)
+            assert (merged["applied"], merged["streamer"]["source"]["desired_fps"]) == (target, 20)
         finally:
             await api(kvm, "POST", "/streamer/set_params?quality=80&desired_fps=30")
+    # After the whole state, PiKVM's partial events: the web UI rebuilds its stream
+    # settings on each event with `features`, and takes `limits` with params/applied.
+    streamer = [e["event"] for e in ws.events if e["event_type"] == "streamer"]
+    assert "features" in streamer[0]
+    later = streamer[1:]
+    assert later and not any("features" in event for event in later)
+    assert {"params": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
+    assert {"applied": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
+    assert all(("limits" in e) == ("params" in e or "applied" in e) for e in later)
 
 
 async def test_a_gpio_switch_sends_the_state_without_the_model(kvm: Kvm) -> None:
