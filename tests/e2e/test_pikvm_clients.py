@@ -131,7 +131,8 @@ async def test_streamer_applied_is_what_the_streamer_runs_with(kvm: Kvm) -> None
     streamer = [e["event"] for e in ws.events if e["event_type"] == "streamer"]
     assert "features" in streamer[0]
     later = streamer[1:]
-    assert later and not any("features" in event for event in later)
+    assert later
+    assert not any("features" in event for event in later)
     assert {"params": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
     assert {"applied": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
     assert all(("limits" in e) == ("params" in e or "applied" in e) for e in later)
