@@ -30,12 +30,28 @@ class InfoQuery(msgspec.Struct, frozen=True, kw_only=True):
     legacy: bool = True
 
 
+class Info2Query(msgspec.Struct, frozen=True, kw_only=True):
+    fields: str = ""
+
+
 @routes.get("/info")
 @requires(Permission.STATE, before_passwd_change=True)
 async def get_info(request: web.Request) -> web.Response:
     query = parse_params(request.query, InfoQuery)
-    fields = parse_fields(query.fields, legacy=query.legacy)
-    result = collect(request.app[INFO], fields, legacy=query.legacy)
+    return _answer(request, query.fields, legacy=query.legacy)
+
+
+# PiKVM's current web UI (index, VNC and IPMI pages) asks here: always the current shape.
+@routes.get("/info2")
+@requires(Permission.STATE, before_passwd_change=True)
+async def get_info2(request: web.Request) -> web.Response:
+    query = parse_params(request.query, Info2Query)
+    return _answer(request, query.fields, legacy=False)
+
+
+def _answer(request: web.Request, raw_fields: str, *, legacy: bool) -> web.Response:
+    fields = parse_fields(raw_fields, legacy=legacy)
+    result = collect(request.app[INFO], fields, legacy=legacy)
     if "auth" in result:
         # Additive: a UI can hide what the caller can't use (SECURITY.md §3.4).
         principal = request[PRINCIPAL]

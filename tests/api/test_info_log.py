@@ -64,6 +64,26 @@ async def test_info_current_shape(client):
     assert result["uptime"]["total"] >= 0
 
 
+async def test_info2_is_the_current_shape_for_pikvm_pages(client):
+    # PiKVM's index page asks `info2?fields=auth,node,meta,extras`, its VNC and IPMI pages
+    # `info2` with no fields; a 404 there makes them retry every second forever.
+    result = (await (await client.get("/api/info2", headers=ADMIN)).json())["result"]
+    assert sorted(result) == ["auth", "extras", "fan", "health", "meta", "node", "system", "uptime"]
+    assert result["system"]["platform"]["model"] == "test_model"
+    index = await client.get("/api/info2?fields=auth,node,meta,extras", headers=ADMIN)
+    assert index.status == 200
+    body = (await index.json())["result"]
+    assert sorted(body) == ["auth", "extras", "meta", "node"]
+    assert body["auth"]["enabled"] is True
+    assert body["node"] == {"host": socket.gethostname()}
+    assert body["extras"]["vnc"]["path"] == "vnc"
+    for query in ("fields=hw", "fields=bogus", "legacy=1&fields=hw"):
+        response = await client.get(f"/api/info2?{query}", headers=ADMIN)
+        assert response.status == 400
+        assert (await response.json())["result"]["error"] == "ValidatorError"
+    assert (await client.get("/api/info2")).status == 401
+
+
 async def test_info_unknown_field_is_400(client):
     response = await client.get("/api/info?fields=system,bogus", headers=ADMIN)
     assert response.status == 400
