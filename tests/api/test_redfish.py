@@ -13,6 +13,7 @@ from tests.api.test_atx import ATX
 from tests.conftest import ADMIN, sample
 
 SYSTEM = "/redfish/v1/Systems/0"
+SESSIONS = "/redfish/v1/SessionService/Sessions"
 
 
 @pytest.fixture
@@ -31,12 +32,23 @@ async def test_root_is_public_and_names_systems_and_managers(client):
     root = await client.get("/api/redfish/v1")
     assert root.status == 200
     assert root.headers["Content-Type"] == "application/json; charset=utf-8"
-    # PiKVM 4.0's sample, plus the Managers that later PiKVMs list.
+    # PiKVM 4.0's sample, plus the Managers that later PiKVMs list, and the Links the
+    # schema requires (PiKVM has none: DMTF's validator fails its root).
     expected = sample("redfish_v1_noauth.json")
     expected["Managers"] = {"@odata.id": "/redfish/v1/Managers"}
+    expected["Links"] = {"Sessions": {"@odata.id": "/redfish/v1/SessionService/Sessions"}}
     assert await root.json() == expected
-    assert (await client.get("/api/redfish/v1/Systems")).status == 401
-    assert (await client.get("/redfish/v1/Managers")).status == 401
+    for path in ("/api/redfish/v1/Systems", "/redfish/v1/Managers", SESSIONS):
+        assert (await client.get(path)).status == 401, path
+    # Credentials go with every request: there are never Redfish sessions to list.
+    sessions = await (await client.get(SESSIONS, headers=ADMIN)).json()
+    assert sessions == {
+        "@odata.id": SESSIONS,
+        "@odata.type": "#SessionCollection.SessionCollection",
+        "Members": [],
+        "Members@odata.count": 0,
+        "Name": "Session Collection",
+    }
 
 
 async def test_systems_and_system_follow_pikvm(machine_client):
@@ -45,9 +57,11 @@ async def test_systems_and_system_follow_pikvm(machine_client):
     assert await systems.json() == sample("redfish_systems.json")
     system = await (await client.get(SYSTEM, headers=ADMIN)).json()
     assert re.fullmatch(r"[A-Za-z0-9_.-]+", system.pop("HostName"))
-    # PiKVM 4.0's sample, plus what later PiKVMs add: Boot and SetDefaultBootOrder's target.
+    # PiKVM 4.0's sample, plus what later PiKVMs add: Boot and SetDefaultBootOrder's target;
+    # and the Name every resource must have (PiKVM has none).
     expected = sample("redfish_system0.json")
     expected.pop("HostName")
+    expected["Name"] = "Target"
     expected["Boot"] = {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": None}
     expected["Actions"]["#ComputerSystem.SetDefaultBootOrder"] = {
         "target": f"{SYSTEM}/Actions/ComputerSystem.SetDefaultBootOrder"

@@ -90,6 +90,7 @@ async def test_an_empty_drive(env):
         "Name": "Virtual CD/DVD/Flash Drive",
         "Oem": {
             "PiKVM": {
+                "@odata.type": "#PiKVMVirtualMedia.v1_0_0.PiKVMVirtualMedia",
                 "DriveOptical": msd["drive"]["cdrom"],
                 "MsdBusy": False,
                 "MsdEnabled": True,
@@ -253,6 +254,7 @@ async def test_without_msd_the_drive_is_empty_and_actions_fail_as_msd_does(clien
     assert (drive["Image"], drive["Inserted"], drive["WriteProtected"]) == (None, None, None)
     assert drive["ConnectedVia"] is None
     assert drive["Oem"]["PiKVM"] == {
+        "@odata.type": "#PiKVMVirtualMedia.v1_0_0.PiKVMVirtualMedia",
         "DriveOptical": None,
         "MsdBusy": False,
         "MsdEnabled": False,

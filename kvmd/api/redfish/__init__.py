@@ -8,7 +8,7 @@ discovery works before credentials are sent; everything below it needs them. Sys
 
 from aiohttp import web
 
-from kvmd.api.redfish import managers, systems
+from kvmd.api.redfish import managers, root, systems
 
 
 def _joined(*tables: web.RouteTableDef) -> web.RouteTableDef:
@@ -20,4 +20,4 @@ def _joined(*tables: web.RouteTableDef) -> web.RouteTableDef:
     return joined
 
 
-routes = _joined(systems.routes, managers.routes)
+routes = _joined(root.routes, systems.routes, managers.routes)

@@ -91,6 +91,7 @@ async def drive(request: web.Request) -> web.Response:
             "Name": "Virtual CD/DVD/Flash Drive",
             "Oem": {
                 "PiKVM": {
+                    "@odata.type": "#PiKVMVirtualMedia.v1_0_0.PiKVMVirtualMedia",
                     "DriveOptical": None if drive is None else drive.cdrom,
                     "MsdBusy": state.busy,
                     "MsdEnabled": state.enabled,

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The service root and /redfish/v1/Systems: the target's power, through ATX."""
+"""/redfish/v1/Systems: the target's power, through ATX."""
 
 import enum
 import re
@@ -9,7 +9,7 @@ import msgspec
 from aiohttp import web
 
 from kvmd.api.redfish.common import ROOT, collection, json_answer, no_content, read_body
-from kvmd.auth.principal import Access, Permission
+from kvmd.auth.principal import Permission
 from kvmd.errors import ValidatorError
 from kvmd.plugins.atx.base import AtxDisabledError, Button, PowerAction
 from kvmd.server.auth import requires
@@ -50,22 +50,6 @@ def _system_id(request: web.Request) -> str:
     return sid
 
 
-@routes.get(ROOT)
-@requires(Access.PUBLIC)
-async def service_root(_: web.Request) -> web.Response:
-    return json_answer(
-        {
-            "@odata.id": ROOT,
-            "@odata.type": "#ServiceRoot.v1_6_0.ServiceRoot",
-            "Id": "RootService",
-            "Managers": {"@odata.id": f"{ROOT}/Managers"},
-            "Name": "Root Service",
-            "RedfishVersion": "1.6.0",
-            "Systems": {"@odata.id": SYSTEMS},
-        }
-    )
-
-
 @routes.get(SYSTEMS)
 @requires(Permission.STATE)
 async def systems(request: web.Request) -> web.Response:
@@ -96,6 +80,8 @@ async def system(request: web.Request) -> web.Response:
             "Boot": {"BootSourceOverrideEnabled": "Disabled", "BootSourceOverrideTarget": None},
             "HostName": _host_name(request),
             "Id": sid,
+            # Required of every resource; PiKVM has none here.
+            "Name": "Target",
             "PowerState": "On" if request.app[ATX].state().leds.power else "Off",
         }
     )
