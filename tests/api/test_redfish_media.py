@@ -185,6 +185,7 @@ async def test_insert_a_url_downloads_it_first(env, remote):  # noqa: F811 -- th
         (b"[" * 100_000, "ValidatorError"),
         (b'{"Image": "missing.img"}', "MsdUnknownImageError"),
     ],
+    ids=lambda value: value[:40].decode() if isinstance(value, bytes) else value,
 )
 async def test_bad_insert_is_a_400_and_keeps_the_medium(env, body, error):
     await env.upload("flash.img")
