@@ -6,7 +6,9 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from kvmd.auth.principal import RouteAccess
 from kvmd.errors import ValidatorError
+from kvmd.server.auth import requires
 from kvmd.server.errors import encode_json
 from kvmd.server.params import decode_json
 
@@ -31,13 +33,22 @@ async def read_body(request: web.Request, cls: type[T], what: str) -> T:
         raise ValidatorError(f"Invalid {what} request: {error}") from None
 
 
-def collection(path: str, kind: str, name: str, members: list[str]) -> web.Response:
-    return json_answer(
-        {
-            "@odata.id": path,
-            "@odata.type": f"#{kind}.{kind}",
-            "Members": [{"@odata.id": member} for member in members],
-            "Members@odata.count": len(members),
-            "Name": name,
-        }
-    )
+def collection(path: str, kind: str, name: str, members: list[str]) -> dict[str, object]:
+    return {
+        "@odata.id": path,
+        "@odata.type": f"#{kind}.{kind}",
+        "Members": [{"@odata.id": member} for member in members],
+        "Members@odata.count": len(members),
+        "Name": name,
+    }
+
+
+def add_fixed(
+    routes: web.RouteTableDef, access: RouteAccess, path: str, data: dict[str, object]
+) -> None:
+    """GET `path`: a resource that never changes."""
+
+    async def get_fixed(_: web.Request) -> web.Response:
+        return json_answer(data)
+
+    routes.get(path)(requires(access)(get_fixed))

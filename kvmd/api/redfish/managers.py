@@ -12,7 +12,14 @@ import msgspec
 from aiohttp import web
 
 from kvmd.api.msd import WriteRemoteQuery, remote_image
-from kvmd.api.redfish.common import ROOT, collection, json_answer, no_content, read_body
+from kvmd.api.redfish.common import (
+    ROOT,
+    add_fixed,
+    collection,
+    json_answer,
+    no_content,
+    read_body,
+)
 from kvmd.auth.principal import Permission
 from kvmd.plugins.msd.base import MsdBackend, MsdDownloadError, MsdUnknownImageError
 from kvmd.plugins.msd.names import image_name
@@ -37,32 +44,32 @@ class InsertRequest(msgspec.Struct, frozen=True, kw_only=True):
     WriteProtected: bool = True
 
 
-@routes.get(MANAGERS)
-@requires(Permission.STATE)
-async def managers(_: web.Request) -> web.Response:
-    return collection(MANAGERS, "ManagerCollection", "Manager Collection", [BMC])
-
-
-@routes.get(BMC)
-@requires(Permission.STATE)
-async def bmc(_: web.Request) -> web.Response:
-    return json_answer(
-        {
-            "@odata.id": BMC,
-            "@odata.type": "#Manager.v1_15_0.Manager",
-            "Description": "The IP-KVM",
-            "Id": "BMC",
-            "ManagerType": "BMC",
-            "Name": "KVM Manager",
-            "VirtualMedia": {"@odata.id": MEDIA},
-        }
-    )
-
-
-@routes.get(MEDIA)
-@requires(Permission.STATE)
-async def media(_: web.Request) -> web.Response:
-    return collection(MEDIA, "VirtualMediaCollection", "Virtual Media Collection", [DRIVE])
+add_fixed(
+    routes,
+    Permission.STATE,
+    MANAGERS,
+    collection(MANAGERS, "ManagerCollection", "Manager Collection", [BMC]),
+)
+add_fixed(
+    routes,
+    Permission.STATE,
+    BMC,
+    {
+        "@odata.id": BMC,
+        "@odata.type": "#Manager.v1_15_0.Manager",
+        "Description": "The IP-KVM",
+        "Id": "BMC",
+        "ManagerType": "BMC",
+        "Name": "KVM Manager",
+        "VirtualMedia": {"@odata.id": MEDIA},
+    },
+)
+add_fixed(
+    routes,
+    Permission.STATE,
+    MEDIA,
+    collection(MEDIA, "VirtualMediaCollection", "Virtual Media Collection", [DRIVE]),
+)
 
 
 @routes.get(DRIVE)

@@ -55,7 +55,8 @@ def _system_id(request: web.Request) -> str:
 async def systems(request: web.Request) -> web.Response:
     # Without ATX there is no power to switch: no system, as PiKVM lists it since 4.x.
     members = [SYSTEM] if request.app[ATX].state().enabled else []
-    return collection(SYSTEMS, "ComputerSystemCollection", "Computer System Collection", members)
+    name = "Computer System Collection"
+    return json_answer(collection(SYSTEMS, "ComputerSystemCollection", name, members))
 
 
 @routes.get(f"{SYSTEMS}/{{sid}}")
