@@ -28,6 +28,8 @@ class ResetType(enum.StrEnum):
     FORCE_RESTART = "ForceRestart"
     FORCE_ON = "ForceOn"
     PUSH_POWER_BUTTON = "PushPowerButton"
+    # Not in PiKVM's list; redfishtool's `reset` defaults to it and refuses unlisted ones.
+    GRACEFUL_RESTART = "GracefulRestart"
 
 
 _ACTIONS = {
@@ -104,6 +106,8 @@ async def reset(request: web.Request) -> web.Response:
     try:
         if action is ResetType.PUSH_POWER_BUTTON:
             await atx.click(Button.POWER, wait=False)
+        elif action is ResetType.GRACEFUL_RESTART:
+            await atx.restart(wait=False)
         else:
             await atx.power(_ACTIONS[action], wait=False)
     except AtxDisabledError:

@@ -79,3 +79,11 @@ class AtxBackend(Backend):
     @abc.abstractmethod
     async def click(self, button: Button, *, wait: bool) -> None:
         """Press a button for its configured time."""
+
+    @abc.abstractmethod
+    async def restart(self, *, wait: bool) -> None:
+        """Restart gracefully: a short power press, and once the power LED is out, another.
+
+        Not one of PiKVM's power actions: Redfish's GracefulRestart. A target that is off
+        is only turned on; one that doesn't shut down in time is left on.
+        """

@@ -33,6 +33,9 @@ class GpioAtxConfig(Section, frozen=True, tag_field="type", tag="gpio"):
     # After a click the button stays busy this long: a second press too soon would be
     # read by the target as part of the first.
     hold_off: Annotated[float, Meta(ge=0.0, le=10.0)] = 1.0
+    # A graceful restart (Redfish) waits this long for the OS to shut down; past it the
+    # target is left on, as a shutdown the OS refused must not become a power cycle.
+    restart_timeout: Annotated[float, Meta(ge=1.0, le=3600.0)] = 300.0
 
 
 AtxConfig = DisabledAtxConfig | GpioAtxConfig

@@ -19,3 +19,6 @@ class DisabledAtx(AtxBackend):
 
     async def click(self, button: Button, *, wait: bool) -> None:
         raise AtxDisabledError
+
+    async def restart(self, *, wait: bool) -> None:
+        raise AtxDisabledError

@@ -2,6 +2,7 @@
 """ATX on GPIO lines: power and reset buttons as outputs, power and HDD LEDs as inputs."""
 
 import asyncio
+import contextlib
 import logging
 
 from kvmd.bus import Bus
@@ -38,6 +39,7 @@ class GpioAtx(AtxBackend):
         # Power and reset are separate buttons: one may be pressed while the other is busy.
         self._busy = {"power": False, "reset": False}
         self._presses = Operations("ATX")
+        self._led_changed = asyncio.Event()
 
     def state(self) -> AtxState:
         acts = AtxActs(power=self._busy["power"], reset=self._busy["reset"])
@@ -81,29 +83,65 @@ class GpioAtx(AtxBackend):
         self._publish()
         await self._presses.run(self._press(region, button), wait=wait)
 
+    async def restart(self, *, wait: bool) -> None:
+        if not self._leds.power:
+            await self.power(PowerAction.ON, wait=wait)
+            return
+        if self._busy["power"] or self._lines is None:
+            raise AtxIsBusyError
+        # The power button stays busy throughout: no other press may come in between.
+        self._busy["power"] = True
+        self._publish()
+        await self._presses.run(self._restart(), wait=wait)
+
+    async def _restart(self) -> None:
+        try:
+            logger.info("ATX: graceful restart, asking the target to shut down")
+            await self._hold(Button.POWER)
+            if not await self._until_power_off(self._config.restart_timeout):
+                logger.warning("ATX: the target did not shut down, it stays on")
+                return
+            logger.info("ATX: the target is off, powering it on")
+            await self._hold(Button.POWER)
+        finally:
+            self._busy["power"] = False
+            self._publish()
+
+    async def _until_power_off(self, limit: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                while self._leds.power:
+                    self._led_changed.clear()
+                    await self._led_changed.wait()
+        return not self._leds.power
+
     async def _press(self, region: str, button: Button) -> None:
+        try:
+            await self._hold(button)
+        finally:
+            self._busy[region] = False
+            self._publish()
+
+    async def _hold(self, button: Button) -> None:
         config = self._config
         pin = config.reset_switch_pin if button is Button.RESET else config.power_switch_pin
         delay = config.long_click_delay if button is Button.POWER_LONG else config.click_delay
         logger.info("ATX: clicking %s", button)
+        lines = self._lines
+        if lines is None:
+            return
+        lines.set(pin, True)
         try:
-            lines = self._lines
-            if lines is None:
-                return
-            lines.set(pin, True)
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                if self._lines is not None:
-                    self._lines.set(pin, False)
-            await asyncio.sleep(config.hold_off)
+            await asyncio.sleep(delay)
         finally:
-            self._busy[region] = False
-            self._publish()
+            if self._lines is not None:
+                self._lines.set(pin, False)
+        await asyncio.sleep(config.hold_off)
 
     def _on_led(self, pin: int, value: bool) -> None:
         if pin == self._config.power_led_pin:
             self._leds = AtxLeds(power=value, hdd=self._leds.hdd)
         else:
             self._leds = AtxLeds(power=self._leds.power, hdd=value)
+        self._led_changed.set()
         self._publish()
