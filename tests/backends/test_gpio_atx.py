@@ -28,6 +28,7 @@ async def atx():
         "click_delay": 0.05,
         "long_click_delay": 0.2,
         "hold_off": 0.05,
+        "restart_timeout": 1.0,
         "power_led_debounce": 0.0,
         "hdd_led_debounce": 0.0,
     }
@@ -111,3 +112,37 @@ async def test_led_changes_are_published(atx):
     assert isinstance(state, AtxState)
     assert (state.leds.power, state.leds.hdd) == (False, True)
     assert backend.state().enabled is True
+
+
+async def test_a_restart_presses_again_only_once_the_target_is_off(atx):
+    (backend, chip, presses, _) = atx
+    chip.drive(POWER_LED, True)
+    await asyncio.sleep(0.02)
+    await backend.restart(wait=False)
+    assert backend.state().acts.power is True
+    with pytest.raises(AtxIsBusyError):
+        await backend.click(Button.POWER, wait=True)
+    await asyncio.sleep(0.3)
+    assert edges(presses) == [(POWER_SWITCH, True), (POWER_SWITCH, False)]  # shutting down
+    chip.drive(POWER_LED, False)
+    async with asyncio.timeout(2):
+        while backend.state().busy:
+            await asyncio.sleep(0.01)
+    assert edges(presses) == [(POWER_SWITCH, True), (POWER_SWITCH, False)] * 2
+    assert presses[2][2] - presses[1][2] >= 0.3  # the second press waited for the LED
+
+
+async def test_a_target_that_does_not_shut_down_is_left_on(atx):
+    (backend, chip, presses, _) = atx
+    chip.drive(POWER_LED, True)
+    await asyncio.sleep(0.02)
+    await backend.restart(wait=True)  # restart_timeout: 1 s
+    assert edges(presses) == [(POWER_SWITCH, True), (POWER_SWITCH, False)]
+    assert presses[-1][2] - presses[0][2] < 0.5
+    assert backend.state().busy is False
+
+
+async def test_a_restart_of_a_target_that_is_off_turns_it_on(atx):
+    (backend, _, presses, _) = atx
+    await backend.restart(wait=True)
+    assert edges(presses) == [(POWER_SWITCH, True), (POWER_SWITCH, False)]
