@@ -45,10 +45,13 @@ run: $(BIN)/.installed $(RUN)/users.yaml
 	@echo
 	@# The simulated target: its USB host takes the keyboard and mouse reports and types
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.
-	@# Both go away after kvmd (setsid keeps Ctrl-C from them, so kvmd can still let go of
-	@# its keys and pins as it stops).
+	@# The simulated board keeps kvmd's sysroot (testenv/fakes copied) moving: CPU time,
+	@# uptime, memory, temperature. All go away after kvmd (setsid keeps Ctrl-C from them,
+	@# so kvmd can still let go of its keys and pins as it stops).
 	rm -f $(RUN)/gpiochip.sock
 	mkdir -p $(RUN)/msd
+	rm -rf $(RUN)/sysroot
+	cp -R testenv/fakes $(RUN)/sysroot
 	$(BIN)/kvmd-otg --main-config $(RUN)/kvmd.yaml --override-dir testenv/override.d \
 		--override-config $(RUN)/override.yaml start
 	setsid $(BIN)/python -m kvmd.sim.usbhost --keyboard $(RUN)/hid-keyboard.sock \
@@ -57,7 +60,9 @@ run: $(BIN)/.installed $(RUN)/users.yaml
 	host=$$!; \
 	setsid $(BIN)/python -m kvmd.sim.machine --chip $(RUN)/gpiochip.sock \
 		--status $(RUN)/target.txt --relay 5 & \
-	machine=$$!; trap 'kill $$host $$machine 2>/dev/null' EXIT INT TERM; \
+	machine=$$!; \
+	setsid $(BIN)/python -m kvmd.sim.board --root $(RUN)/sysroot & \
+	board=$$!; trap 'kill $$host $$machine $$board 2>/dev/null' EXIT INT TERM; \
 	for _ in $$(seq 50); do [ -S $(RUN)/gpiochip.sock ] && break; sleep 0.1; done; \
 	$(BIN)/python -m kvmd --main-config $(RUN)/kvmd.yaml \
 		--override-dir testenv/override.d --override-config $(RUN)/override.yaml

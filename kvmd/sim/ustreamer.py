@@ -1,11 +1,17 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A stand-in for ustreamer: its HTTP API on a unix socket, showing the simulated target.
 
-`python -m kvmd.sim.ustreamer --unix=PATH [--desired-fps=N] [--quality=Q] [--resolution=WxH]
-[--screen=FILE] [--status=FILE]` serves `/state`, `/snapshot` and `/stream` (MJPEG). Each
+`kvmd-sim-ustreamer --unix=PATH [--desired-fps=N] [--quality=Q] [--resolution=WxH]
+[--screen=FILE] [--status=FILE]` (testenv/kvmd-sim-ustreamer runs
+`python -m kvmd.sim.ustreamer`) serves `/state`, `/snapshot` and `/stream` (MJPEG). Each
 frame shows a moving colour bar, a clock, the target's front panel from `--status` (written
 by kvmd.sim.machine) and the text of `--screen`: what the simulated target's screen says
-(the simulated USB host types there).
+(the simulated USB host types there). `--version` and `--features` answer as ustreamer's
+do, since kvmd asks the streamer program for them.
+
+`/stream` behaves as ustreamer's (kvmd.sim.mjpeg): the `stream_client` cookie, the query
+options and the per-client `clients_stat` of `/state`, which the PiKVM web UI needs to count
+its video as live.
 """
 
 import argparse
@@ -16,13 +22,25 @@ import io
 import os
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
-BOUNDARY = "boundarydonotcross"
+import kvmd
+from kvmd.sim.mjpeg import BOUNDARY, NO_CACHE, FpsMeter, Frame, StreamClient, frame_headers
+
 _PR_SET_PDEATHSIG = 1
+# What `ustreamer --features` lists, and which of it the simulation has: it dies with its
+# parent (prctl), and has no GPIO, systemd socket, thread names or process title.
+FEATURES = {
+    "WITH_GPIO": False,
+    "WITH_SYSTEMD": False,
+    "WITH_PTHREAD_NP": False,
+    "WITH_SETPROCTITLE": False,
+    "HAS_PDEATHSIG": True,
+}
 
 
 class Camera:
@@ -44,28 +62,41 @@ class Camera:
         # Large enough for OCR of the simulated screen to work as it does on a real one.
         self._font = ImageFont.load_default(size=max(size[1] // 16, 10))
         self.frame = self._render(0)
-        self.frame_time = time.time()
         self.new_frame = asyncio.Condition()
-        self.clients = 0
+        self.clients: dict[int, StreamClient] = {}
+        # Frames made in the last second, and those of them that went to a client: what
+        # ustreamer reports as captured_fps and queued_fps.
+        self.captured = FpsMeter()
+        self.queued = FpsMeter()
 
-    def _render(self, n: int) -> bytes:
+    def _render(self, number: int) -> Frame:
+        grabbed = time.monotonic()
         (width, height) = self.size
         image = Image.new("RGB", self.size, (16, 16, 48))
         draw = ImageDraw.Draw(image)
         bar = width // 8
-        x = (n * 8) % (width + bar) - bar
+        x = (number * 8) % (width + bar) - bar
         draw.rectangle((x, 0, x + bar, height // 6), fill=(240, 200, 40))
         draw.text(
             (10, height // 6 + 10),
-            time.strftime("%Y-%m-%d %H:%M:%S") + f"  frame {n}  " + self._status_text(),
+            time.strftime("%Y-%m-%d %H:%M:%S") + f"  frame {number}  " + self._status_text(),
             fill="white",
         )
         draw.text(
             (10, height // 6 + 40), self._screen_text(), fill=(180, 255, 180), font=self._font
         )
         out = io.BytesIO()
+        encoding = time.monotonic()
         image.save(out, format="JPEG", quality=self.quality)
-        return out.getvalue()
+        return Frame(
+            jpeg=out.getvalue(),
+            number=number,
+            size=self.size,
+            real_time=time.time(),
+            grabbed=grabbed,
+            encoding=encoding,
+            encoded=time.monotonic(),
+        )
 
     def _screen_text(self) -> str:
         if self._screen is None:
@@ -85,30 +116,35 @@ class Camera:
             return "target: no front panel"
 
     async def run(self) -> None:
-        n = 0
+        # Frames are due at fixed times, so that the rate is `fps` however long one takes.
+        period = 1 / self.fps
+        due = time.monotonic()
+        number = 0
         while True:
-            n += 1
-            frame = await asyncio.to_thread(self._render, n)
+            number += 1
+            frame = await asyncio.to_thread(self._render, number)
             async with self.new_frame:
-                (self.frame, self.frame_time) = (frame, time.time())
+                self.frame = frame
                 self.new_frame.notify_all()
-            await asyncio.sleep(1 / self.fps)
+            self.captured.count(time.monotonic())
+            if self.clients:
+                self.queued.count(time.monotonic())
+            else:
+                self.queued = FpsMeter()
+            # A late frame moves the schedule instead of rushing to catch up.
+            due = max(due + period, time.monotonic())
+            await asyncio.sleep(due - time.monotonic())
 
-
-def _headers(camera: Camera) -> dict[str, str]:
-    (width, height) = camera.size
-    return {
-        "X-UStreamer-Online": "true",
-        "X-UStreamer-Width": str(width),
-        "X-UStreamer-Height": str(height),
-        "X-Timestamp": f"{camera.frame_time:.6f}",
-        "Cache-Control": "no-store",
-    }
+    async def next_frame(self, after: int) -> Frame:
+        async with self.new_frame:
+            await self.new_frame.wait_for(lambda: self.frame.number > after)
+            return self.frame
 
 
 def make_app(camera: Camera) -> web.Application:
     async def state(_: web.Request) -> web.Response:
         (width, height) = camera.size
+        clients = list(camera.clients.values())
         return web.json_response(
             {
                 "ok": True,
@@ -119,37 +155,43 @@ def make_app(camera: Camera) -> web.Application:
                         "resolution": {"width": width, "height": height},
                         "online": True,
                         "desired_fps": camera.fps,
-                        "captured_fps": camera.fps,
+                        "captured_fps": camera.captured.fps,
                     },
                     "stream": {
-                        "queued_fps": camera.fps if camera.clients else 0,
-                        "clients": camera.clients,
-                        "clients_stat": {},
+                        "queued_fps": camera.queued.fps,
+                        "clients": len(clients),
+                        "clients_stat": {client.hex_id: client.stat() for client in clients},
                     },
                 },
             }
         )
 
     async def snapshot(_: web.Request) -> web.Response:
-        return web.Response(body=camera.frame, content_type="image/jpeg", headers=_headers(camera))
+        frame = camera.frame
+        headers = {**NO_CACHE, **frame_headers(frame, "Timestamp")}
+        return web.Response(body=frame.jpeg, content_type="image/jpeg", headers=headers)
 
     async def stream(request: web.Request) -> web.StreamResponse:
+        client = StreamClient.from_query(request.query)
         response = web.StreamResponse(
-            headers={"Content-Type": f"multipart/x-mixed-replace;boundary={BOUNDARY}"}
+            headers={
+                **NO_CACHE,
+                "Set-Cookie": client.cookie(),
+                "Content-Type": f"multipart/x-mixed-replace;boundary={BOUNDARY}",
+            }
         )
-        await response.prepare(request)
-        camera.clients += 1
+        camera.clients[client.id] = client
         try:
+            await response.prepare(request)
+            await response.write(client.opening())
+            frame = camera.frame
             while True:
-                async with camera.new_frame:
-                    await camera.new_frame.wait()
-                    frame = camera.frame
-                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}"
-                await response.write(head.encode() + b"\r\n\r\n" + frame + b"\r\n")
+                await response.write(client.part(frame))
+                frame = await camera.next_frame(after=frame.number)
         except ConnectionError:
-            return response
+            return response  # the viewer left
         finally:
-            camera.clients -= 1
+            del camera.clients[client.id]
 
     app = web.Application()
     app.router.add_get("/state", state)
@@ -161,7 +203,8 @@ def make_app(camera: Camera) -> web.Application:
 async def serve(args: argparse.Namespace) -> None:
     (width, height) = (int(v) for v in args.resolution.split("x"))
     camera = Camera((width, height), args.desired_fps, args.quality, args.screen, args.status)
-    runner = web.AppRunner(make_app(camera), access_log=None)
+    # Viewers never finish on their own: like ustreamer, drop them at once when told to stop.
+    runner = web.AppRunner(make_app(camera), access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     _remove(args.unix)
     await web.UnixSite(runner, args.unix).start()
@@ -188,8 +231,22 @@ def _die_with_parent() -> None:
         raise SystemExit(0)
 
 
+class _PrintFeatures(argparse.Action):
+    """`--features`: one `+ NAME` or `- NAME` line each, then exit, as ustreamer does."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the features and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        for name, has in FEATURES.items():
+            print(f"{'+' if has else '-'} {name}")  # noqa: T201 - the answer kvmd reads
+        parser.exit()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="kvmd-sim-ustreamer")
+    parser.add_argument("--version", action="version", version=kvmd.__version__)
+    parser.add_argument("--features", action=_PrintFeatures)
     parser.add_argument("--unix", required=True)
     parser.add_argument("--desired-fps", type=int, default=30)
     parser.add_argument("--quality", type=int, default=80)

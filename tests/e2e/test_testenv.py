@@ -6,13 +6,16 @@ These run against the session's `make run` (tests/e2e/conftest.py), in its own d
 
 import io
 import json
+import re
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+import kvmd
 from tests.e2e.test_daemon import WEBSOCAT
 from tests.e2e.webui import Kvm, wait_for
 
@@ -171,3 +174,98 @@ def test_virtual_media_as_the_readme_shows(kvm: Kvm, tmp_path: Path) -> None:
     assert (lun / "file").read_text() == "\n"
     copy = curl("-u", "admin:admin", f"{url}/api/msd/read?image=debian.iso")
     assert copy.stdout == image.read_bytes()
+
+
+def streamer_clients(kvm: Kvm) -> dict[str, Any]:
+    """`clients_stat` of the streamer's /state as kvmd last polled it ({} when stopped)."""
+    streamer = kvm.api("GET", "/streamer")["result"]["streamer"]
+    return dict(streamer["stream"]["clients_stat"]) if streamer else {}
+
+
+def test_the_video_counts_as_live_for_the_pikvm_web_ui(kvm: Kvm, tmp_path: Path) -> None:
+    # The PiKVM web UI asks for /streamer/stream?key=<random>, takes the id from the
+    # `stream_client=<key>/<id>` cookie, and shows its video as live while the streamer's
+    # /state lists that id in clients_stat.
+    headers = tmp_path / "headers.txt"
+    stream = f"{kvm.url}/streamer/stream?key=webui"
+    viewer = subprocess.Popen(
+        ["curl", "-s", "-u", "admin:admin", "-D", str(headers), "-o", "/dev/null", stream]
+    )
+    try:
+        wait_for(
+            "the stream's headers",
+            lambda: headers.exists() and b"\r\n\r\n" in headers.read_bytes(),
+        )
+        cookies = [
+            line.split(": ", 1)[1]
+            for line in headers.read_text().splitlines()
+            if line.lower().startswith("set-cookie: ")
+        ]
+        [cookie] = cookies
+        match = re.fullmatch(r"stream_client=webui/([0-9a-f]+); path=/; max-age=30", cookie)
+        assert match is not None, cookie
+        client = match[1]
+        # Listed, with the frames it gets counted (the streamer's state is polled each second).
+        wait_for(
+            "the viewer listed with its fps",
+            lambda: streamer_clients(kvm).get(client, {}).get("fps", 0) > 0,
+            explain=lambda: streamer_clients(kvm),
+        )
+        stat = streamer_clients(kvm)[client]
+        assert stat == {
+            "fps": stat["fps"],
+            "extra_headers": False,
+            "advance_headers": False,
+            "dual_final_frames": False,
+            "zero_data": False,
+            "key": "webui",
+        }
+        viewer.terminate()
+        viewer.wait(10)
+        wait_for("the viewer gone", lambda: client not in streamer_clients(kvm))
+    finally:
+        viewer.kill()
+        viewer.wait(10)
+
+
+def test_the_simulated_board_looks_alive(kvm: Kvm) -> None:
+    # About → Hardware and the Prometheus export show CPU load, which kvmd computes from two
+    # readings of /proc/stat (kvmd.info polls every 5 s): the simulated board's moves.
+    def cpu() -> int | None:
+        health = kvm.api("GET", "/info?fields=health&legacy=0")["result"]["health"]
+        return health["cpu"]["percent"]
+
+    seen: list[int] = []
+
+    def another_reading() -> bool:
+        percent = cpu()
+        if percent is not None and percent not in seen:
+            seen.append(percent)
+        return len(seen) >= 2
+
+    wait_for("two different CPU loads", another_reading, seconds=40, interval=0.5)
+    assert all(0 <= percent <= 100 for percent in seen)
+    metrics = curl("-u", "admin:admin", f"{kvm.url}/api/export/prometheus/metrics").stdout
+    assert re.search(rb"^pikvm_hw_cpu_percent \d+$", metrics, re.MULTILINE)
+    # Uptime is read at each request: it advances with the board's clock.
+    first = kvm.api("GET", "/info?fields=uptime")["result"]["uptime"]["total"]
+    wait_for(
+        "uptime advancing",
+        lambda: kvm.api("GET", "/info?fields=uptime")["result"]["uptime"]["total"] > first,
+        interval=0.2,
+    )
+
+
+def test_the_simulated_streamer_names_itself(kvm: Kvm) -> None:
+    streamer = kvm.api("GET", "/info?fields=system")["result"]["system"]["streamer"]
+    assert streamer == {
+        "app": "kvmd-sim-ustreamer",
+        "version": kvmd.__version__,
+        "features": {
+            "WITH_GPIO": False,
+            "WITH_SYSTEMD": False,
+            "WITH_PTHREAD_NP": False,
+            "WITH_SETPROCTITLE": False,
+            "HAS_PDEATHSIG": True,
+        },
+    }
