@@ -113,7 +113,7 @@ class Console {
         return this.gpio.render(state);
       case "streamer":
         this.video.render(state);
-        this.restarted(Boolean(state.streamer));
+        this.restarted(state.streamer);
         return this.status();
       case "hid":
         return this.hid(state);
@@ -167,16 +167,31 @@ class Console {
     }
   }
 
-  /** A streamer that stopped and came back ended our MJPEG response: ask for a new one. */
-  restarted(running) {
-    if (running && this.streamerRunning === false) {
+  /**
+   * A streamer that stopped and came back ended our MJPEG response: ask for a new one.
+   * A quick restart may never show as stopped, so, as PiKVM's UI does, our response is also
+   * known by the cookie it set (`stream_client=<key>/<id>`, ustreamer's), and asked for again
+   * once the streamer's clients_stat, which listed that id, no longer does.
+   */
+  restarted(streamer) {
+    const running = Boolean(streamer);
+    const clients = streamer?.stream?.clients_stat || {};
+    const cookie = document.cookie.split("; ").find((c) => c.startsWith(`stream_client=${this.streamKey}/`));
+    const id = cookie?.slice(cookie.indexOf("/") + 1);
+    if (this.streamId === null && id in clients) {
+      this.streamId = id;
+    }
+    const dropped = running && this.streamId !== null && !(this.streamId in clients);
+    if ((running && this.streamerRunning === false) || dropped) {
       this.reloadStream();
     }
     this.streamerRunning = running;
   }
 
   reloadStream() {
-    $("stream").src = `/streamer/stream?t=${Date.now()}`;
+    this.streamKey = Math.random().toString(36).slice(2);
+    this.streamId = null;
+    $("stream").src = `/streamer/stream?key=${this.streamKey}`;
   }
 
   keymaps(keymaps) {
