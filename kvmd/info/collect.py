@@ -174,17 +174,21 @@ def read_meta(path: Path) -> Json:
 
 
 def extra_key(name: str) -> str:
-    """The key of an extra in /api/info: `janus-static` -> `janus_static`."""
-    return re.sub(r"[^A-Za-z0-9]", "_", name)
+    """The key of an extra in /api/info: `janus-static` -> `janus_static`, `a--b` -> `a_b`."""
+    return re.sub(r"[^A-Za-z0-9_]+", "_", name)
 
 
 async def read_extras(path: Path, *, systemctl: str = "systemctl") -> Json:
-    """Installed extras by key: each manifest plus whether its daemon runs; None on failure."""
+    """Installed extras by key: each manifest plus whether its daemon runs.
+
+    None when the folder can't be read. A broken manifest leaves out only its own extra,
+    as PiKVM does: its web UI reads `extras.webterm` and fails on a null category.
+    """
     try:
         manifests = _read_manifests(path)
     except FileNotFoundError:
         return {}
-    except (OSError, yaml.YAMLError, TypeError) as exc:
+    except OSError as exc:
         logger.warning("Can't read extras from %s: %s", path, exc)
         return None
     await asyncio.gather(*(_add_daemon_state(m, systemctl) for m in manifests.values()))
@@ -192,11 +196,16 @@ async def read_extras(path: Path, *, systemctl: str = "systemctl") -> Json:
 
 
 def _read_manifests(path: Path) -> dict[str, dict[str, Json]]:
-    return {
-        extra_key(child.name): _read_manifest(child / "manifest.yaml")
-        for child in sorted(path.iterdir())
-        if (child / "manifest.yaml").is_file()
-    }
+    manifests = {}
+    for folder in sorted(path.iterdir()):
+        manifest = folder / "manifest.yaml"
+        if folder.name.startswith(".") or not manifest.is_file():
+            continue
+        try:
+            manifests[extra_key(folder.name)] = _read_manifest(manifest)
+        except (OSError, yaml.YAMLError, TypeError, UnicodeDecodeError) as exc:
+            logger.warning("Can't read the extra %s: %s", folder.name, exc)
+    return manifests
 
 
 def _read_manifest(path: Path) -> dict[str, Json]:

@@ -174,7 +174,14 @@ async def test_run_command_that_hangs_is_killed(
 
 @pytest.mark.parametrize(
     ("name", "key"),
-    [("janus-static", "janus_static"), ("vnc", "vnc"), ("a.b c", "a_b_c"), ("ipmi2", "ipmi2")],
+    [
+        ("janus-static", "janus_static"),
+        ("vnc", "vnc"),
+        ("a.b c", "a_b_c"),
+        ("ipmi2", "ipmi2"),
+        ("a--b", "a_b"),  # a run is one underscore, as PiKVM's
+        ("web_term", "web_term"),
+    ],
 )
 def test_extra_key(name: str, key: str) -> None:
     assert extra_key(name) == key
@@ -222,11 +229,14 @@ async def test_missing_extras_dir_is_empty(tmp_path: Path) -> None:
     assert await read_extras(tmp_path / "nowhere") == {}
 
 
-@pytest.mark.parametrize("manifest", ["- not\n- a mapping\n", "name: [unclosed\n"])
-async def test_broken_extras_are_none(tmp_path: Path, manifest: str) -> None:
+@pytest.mark.parametrize("manifest", ["- not\n- a mapping\n", "name: [unclosed\n", "\xff"])
+async def test_a_broken_extra_is_left_out_alone(tmp_path: Path, manifest: str) -> None:
+    # PiKVM's web UI reads `extras.webterm` and breaks on a null category.
     write(tmp_path / "good/manifest.yaml", "name: Good\n")
-    write(tmp_path / "bad/manifest.yaml", manifest)
-    assert await read_extras(tmp_path) is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/manifest.yaml").write_bytes(manifest.encode("latin-1"))
+    write(tmp_path / ".hidden/manifest.yaml", "name: Hidden\n")
+    assert await read_extras(tmp_path) == {"good": {"name": "Good"}}
 
 
 async def test_extras_path_that_is_a_file_is_none(tmp_path: Path) -> None:
