@@ -227,7 +227,10 @@ class RequestGen:
             route = r.choice(self.routes)
             label = f"{route.method} {route.path}"
         method = route.method if r.random() < 0.75 else r.choice(METHODS)
-        target = self._fill(route.path) + self._query()
+        # A print with a key delay types for as long as it was asked (1 s a character): no
+        # answer in the client's time is right there, and it holds the typing for the next.
+        slow = ("delay", "slow") if route.path.endswith("/hid/print") else ()
+        target = self._fill(route.path) + self._query(skip=slow)
         (creds, admin) = self._credentials()
         extra = self._headers()
         # aiohttp's parser refuses NUL, most controls and oversize fields with a 400.
@@ -286,9 +289,10 @@ class RequestGen:
         tail = r.choice([self._atoms.word(), "x" * r.randint(100, 4000), "%00", "a/b/c", ""])
         return r.choice(["/api/", "/", "/ui/", "/api/auth/", "//", "/api/../", "/%2e%2e/"]) + tail
 
-    def _query(self) -> str:
+    def _query(self, skip: tuple[str, ...] = ()) -> str:
         r = self._rng
         pairs = [(self._atoms.name(), self._atoms.value()) for _ in range(r.choice([0, 1, 2, 4]))]
+        pairs = [(name, value) for (name, value) in pairs if name not in skip]
         if not pairs:
             return ""
         if r.random() < 0.9:

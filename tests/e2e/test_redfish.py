@@ -162,6 +162,9 @@ def test_redfishtool_graceful_restart_through_nginx(nginx: Nginx, kvm: Kvm) -> N
     )
     audit = (kvm.run / "audit.log").read_text()
     assert '"redfish.reset"' in audit
+    # The session's target is off for the tests that follow.
+    kvm.api("POST", "/atx/power?action=off&wait=1")
+    wait_for("the target is off again", lambda: "target power off" in target(kvm), seconds=15)
 
 
 def target(kvm: Kvm) -> str:
