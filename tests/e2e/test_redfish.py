@@ -162,8 +162,10 @@ def test_redfishtool_graceful_restart_through_nginx(nginx: Nginx, kvm: Kvm) -> N
     )
     audit = (kvm.run / "audit.log").read_text()
     assert '"redfish.reset"' in audit
-    # The session's target is off for the tests that follow.
-    kvm.api("POST", "/atx/power?action=off&wait=1")
+    # The session's target is off for the tests that follow (once the restart's last
+    # press has let the button go).
+    wait_for("the power button is free", lambda: not kvm.api("GET", "/atx")["result"]["busy"])
+    assert kvm.api("POST", "/atx/power?action=off&wait=1")["ok"] is True
     wait_for("the target is off again", lambda: "target power off" in target(kvm), seconds=15)
 
 
