@@ -19,7 +19,8 @@ pytestmark = pytest.mark.timeout(60)
 def test_login_and_the_live_stream(visit: Visit) -> None:
     page = visit.page
     page.goto(visit.kvm.url + "/")
-    assert page.is_visible("#login-view")
+    # The page shows the login once its own check of the session has answered.
+    page.wait_for_selector("#login-view", state="visible")
     assert not page.is_visible("#console-view")
     page.fill("#login-user", "admin")
     page.fill("#login-passwd", "wrong")
