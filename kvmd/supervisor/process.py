@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,14 @@ class ProcessOptions:
     # as capturing and then loses the device should be back before viewers give up, while
     # one that can't start at all (a wrong option, no device) crashes well within it.
     stable_after: float = 2.0
+    # A restart that was asked for starts the child again this long after the old one
+    # stopped (PiKVM's streamer waits 1 s: a capture device needs a moment once closed).
+    reset_delay: float = 0.0
+
+
+# Run before each start of the child, and after each stop (PiKVM's pre_start_cmd and
+# post_stop_cmd); they must not raise.
+Hook = Callable[[], Awaitable[None]]
 
 
 class ManagedProcess:
@@ -38,10 +46,20 @@ class ManagedProcess:
     its stdout and stderr go to the log line by line.
     """
 
-    def __init__(self, options: ProcessOptions, argv: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        options: ProcessOptions,
+        argv: Callable[[], list[str]],
+        *,
+        before: Hook | None = None,
+        after: Hook | None = None,
+    ) -> None:
         """Prepare; nothing runs until `run()` is awaited and `set_wanted(True)` is called."""
         self._options = options
         self._argv = argv
+        self._before = before
+        self._after = after
+        self._after_due = False
         self._log = logging.getLogger(f"kvmd.{options.name}")
         self._wanted = False
         self._restart = False
@@ -91,6 +109,7 @@ class ManagedProcess:
                 crashed = await self._run_once()
                 if not crashed:
                     delay = 0.0
+                    await self._pause_after_restart()
                     continue
                 healthy = time.monotonic() - started >= self._options.stable_after
                 delay = self._next_delay(0.0 if healthy else delay)
@@ -98,7 +117,15 @@ class ManagedProcess:
                 self._log.warning("Restarting in %.1f s", delay)
                 await self._back_off(delay, asked)
         finally:
-            await asyncio.shield(self._stop_child())
+            await asyncio.shield(self._finish())
+
+    async def _pause_after_restart(self) -> None:
+        """Wait `reset_delay` after a restart that was asked for.
+
+        A stop or another restart asked for meanwhile ends the wait at once.
+        """
+        if self._restart and self._wanted and self._options.reset_delay:
+            await self._back_off(self._options.reset_delay, self._asked)
 
     def _next_delay(self, last: float) -> float:
         """Double the last delay, or start from the least after a healthy or clean run."""
@@ -120,6 +147,9 @@ class ManagedProcess:
         """Run the child until it exits (True: it crashed) or is no longer wanted (False)."""
         self._restart = False
         argv = self._argv()
+        if self._before is not None:
+            await self._before()
+        self._after_due = True
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -130,6 +160,7 @@ class ManagedProcess:
             )
         except OSError as exc:
             self._log.error("Can't start %s: %s", argv[0], exc)
+            await self._finish()
             return True
         self._proc = proc
         self._log.info("Started pid=%d: %s", proc.pid, " ".join(argv))
@@ -141,7 +172,7 @@ class ManagedProcess:
                 await asyncio.wait((exited, change), return_when=asyncio.FIRST_COMPLETED)
                 change.cancel()
             crashed = exited.done()
-            await self._stop_child()
+            await self._finish()
             await drain
         if crashed:
             self._log.error("Exited with status %s", proc.returncode)
@@ -151,6 +182,14 @@ class ManagedProcess:
         assert proc.stdout is not None  # noqa: S101 -- stdout=PIPE above
         async for raw in proc.stdout:
             self._log.info("%s", raw.decode(errors="replace").rstrip())
+
+    async def _finish(self) -> None:
+        """Stop the child, then run the `after` hook once for its start."""
+        await self._stop_child()
+        if self._after_due:
+            self._after_due = False
+            if self._after is not None:
+                await self._after()
 
     async def _stop_child(self) -> None:
         proc = self._proc

@@ -17,20 +17,20 @@ from tests.procs import ustreamer_cmd
 pytestmark = pytest.mark.timeout(30)
 
 
+def streamer_config(tmp_path, **more):
+    return {
+        "type": "ustreamer",
+        "unix": str(tmp_path / "us.sock"),
+        "cmd": ustreamer_cmd(tmp_path),
+        "shutdown_delay": 0.5,
+        "state_poll": 0.2,
+        **more,
+    }
+
+
 @pytest.fixture
 async def streamer_client(make_client, make_config, tmp_path):
-    config = make_config(
-        kvmd={
-            "streamer": {
-                "type": "ustreamer",
-                "unix": str(tmp_path / "us.sock"),
-                "cmd": ustreamer_cmd(tmp_path),
-                "shutdown_delay": 0.5,
-                "state_poll": 0.2,
-            }
-        }
-    )
-    (client, deps) = await make_client(config)
+    (client, deps) = await make_client(make_config(kvmd={"streamer": streamer_config(tmp_path)}))
     assert isinstance(deps.streamer, Ustreamer)
     task = asyncio.get_running_loop().create_task(deps.streamer.run())
     yield (client, deps.streamer)
@@ -50,6 +50,43 @@ async def test_state_shape(streamer_client):
         "snapshot": {"saved": None},
         "streamer": None,
     }
+
+
+async def test_an_owners_pikvm_command_edits_load_and_apply(make_client, make_config, tmp_path):
+    # A PiKVM override.yaml edits the command instead of repeating it, and may run commands
+    # around the streamer (to switch a capture board, say).
+    hooks = tmp_path / "hooks"
+    config = streamer_config(
+        tmp_path,
+        cmd_remove=["--exit-on-parent-death"],
+        cmd_append=["--drop-same-frames={desired_fps}"],
+        slowdown=True,
+        pre_start_cmd=["/bin/sh", "-c", f"echo start {{quality}} >> {hooks}", "unwanted"],
+        pre_start_cmd_remove=["unwanted"],
+        post_stop_cmd=["/bin/sh", "-c"],
+        post_stop_cmd_append=[f"echo stop >> {hooks}"],
+        reset_delay=0.3,
+    )
+    (_, deps) = await make_client(make_config(kvmd={"streamer": config}))
+    streamer = deps.streamer
+    assert isinstance(streamer, Ustreamer)
+    argv = streamer._argv()
+    assert "--exit-on-parent-death" not in argv
+    assert argv[-2:] == ["--drop-same-frames=30", "--slowdown"]
+    task = asyncio.get_running_loop().create_task(streamer.run())
+    try:
+        async with streamer.hold():
+            async with asyncio.timeout(10):
+                while streamer.state().streamer is None:  # the real ustreamer took them
+                    await asyncio.sleep(0.05)
+        async with asyncio.timeout(10):
+            while not hooks.exists() or "stop" not in hooks.read_text():
+                await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert hooks.read_text() == "start 80\nstop\n"
 
 
 async def test_applied_is_what_the_running_streamer_reports(streamer_client):

@@ -191,6 +191,71 @@ async def test_a_missing_program_is_retried_not_fatal(tmp_path, caplog):
     assert "Can't start" in caplog.text
 
 
+async def test_hooks_run_before_each_start_and_after_each_stop(tmp_path):
+    events = []
+
+    def hook(name):
+        async def run():
+            events.append((name, list(map(alive, pids(tmp_path)))))
+
+        return run
+
+    process = ManagedProcess(
+        FAST,
+        lambda: script(tmp_path, "exec sleep 30\n"),
+        before=hook("before"),
+        after=hook("after"),
+    )
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(pids(tmp_path)) == 1)
+        process.restart()
+        await wait_for(lambda: len(pids(tmp_path)) == 2)
+    # Before: no child of its own yet; after: its child is gone. Cancelling stops the last.
+    assert events == [
+        ("before", []),
+        ("after", [False]),
+        ("before", [False]),
+        ("after", [False, False]),
+    ]
+
+
+async def test_a_restart_waits_reset_delay_a_crash_does_not(tmp_path):
+    options = dataclasses.replace(FAST, reset_delay=0.6)
+    starts = []
+
+    async def started():
+        starts.append(asyncio.get_running_loop().time())
+
+    process = ManagedProcess(options, lambda: script(tmp_path, "exec sleep 30\n"), before=started)
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: len(pids(tmp_path)) == 1)
+        process.restart()
+        await wait_for(lambda: len(pids(tmp_path)) == 2)
+        assert starts[1] - starts[0] >= 0.6
+        # A stop asked for during the pause ends it: nothing starts.
+        process.restart()
+        await asyncio.sleep(0.2)
+        process.set_wanted(False)
+        await asyncio.sleep(0.7)
+        assert len(pids(tmp_path)) == 2
+        assert process.pid is None
+
+
+async def test_a_failed_start_still_runs_the_after_hook(tmp_path):
+    ran = []
+
+    async def after():
+        ran.append(True)
+
+    process = ManagedProcess(FAST, lambda: [str(tmp_path / "nope")], after=after)
+    async with supervising(process):
+        process.set_wanted(True)
+        await wait_for(lambda: process.restarts >= 1)
+    assert ran == [True] * process.restarts  # once for each start that failed
+
+
 @pytest.fixture(autouse=True)
 def _no_leftovers(tmp_path):
     yield

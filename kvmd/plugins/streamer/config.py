@@ -93,15 +93,59 @@ class UstreamerConfig(Section, frozen=True, tag_field="type", tag="ustreamer"):
     h264_bitrate: H264BitrateConfig = field(default_factory=H264BitrateConfig)
     h264_gop: H264GopConfig = field(default_factory=H264GopConfig)
 
+    # PiKVM's ways to adjust a command without repeating it: arguments equal to one in
+    # `*_remove` are dropped, `*_append` ones added at the end. The commands before a start
+    # and after a stop are run to completion; a failure is only logged.
+    cmd_remove: list[str] = field(default_factory=list)
+    cmd_append: list[str] = field(default_factory=list)
+    pre_start_cmd: list[str] = field(default_factory=list)
+    pre_start_cmd_remove: list[str] = field(default_factory=list)
+    pre_start_cmd_append: list[str] = field(default_factory=list)
+    post_stop_cmd: list[str] = field(default_factory=list)
+    post_stop_cmd_remove: list[str] = field(default_factory=list)
+    post_stop_cmd_append: list[str] = field(default_factory=list)
+    # After a restart (new parameters, `reset`), the start waits this long: a capture
+    # device needs a moment once it is closed.
+    reset_delay: Annotated[float, Meta(ge=0.0, le=60.0)] = 1.0
+    # ustreamer's --h264-boost, --slowdown and --v4p (PiKVM's switches for them).
+    h264_boost: bool = False
+    slowdown: bool = False
+    passthrough: bool = False
+
     def __post_init__(self) -> None:
         values = dict.fromkeys(PLACEHOLDERS, "")
-        for arg in self.cmd:
+        if not self.cmd:
+            raise ValueError("cmd is empty")
+        for arg in [*self.full_cmd(), *self.pre_start(), *self.post_stop()]:
             try:
                 arg.format_map(values)
             except (KeyError, ValueError, IndexError) as exc:
                 raise ValueError(f"bad placeholder in {arg!r}: {exc}") from None
-        if not self.cmd:
-            raise ValueError("cmd is empty")
+
+    def full_cmd(self) -> list[str]:
+        """The streamer's command with PiKVM's removals, additions and switches."""
+        flags = [
+            flag
+            for (flag, on) in (
+                ("--h264-boost", self.h264_boost),
+                ("--slowdown", self.slowdown),
+                ("--v4p", self.passthrough),
+            )
+            if on
+        ]
+        return _build(self.cmd, self.cmd_remove, [*self.cmd_append, *flags])
+
+    def pre_start(self) -> list[str]:
+        return _build(self.pre_start_cmd, self.pre_start_cmd_remove, self.pre_start_cmd_append)
+
+    def post_stop(self) -> list[str]:
+        return _build(self.post_stop_cmd, self.post_stop_cmd_remove, self.post_stop_cmd_append)
+
+
+def _build(cmd: list[str], remove: list[str], append: list[str]) -> list[str]:
+    if not cmd:
+        return []
+    return [cmd[0], *(arg for arg in cmd[1:] if arg not in remove), *append]
 
 
 StreamerConfig = DisabledStreamerConfig | UstreamerConfig

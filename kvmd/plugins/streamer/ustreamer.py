@@ -94,8 +94,11 @@ class Ustreamer(StreamerBackend):
                 restart_delay_min=config.restart_delay_min,
                 restart_delay_max=config.restart_delay_max,
                 stable_after=config.stable_after,
+                reset_delay=config.reset_delay,
             ),
             self._argv,
+            before=self._pre_start,
+            after=self._post_stop,
         )
         self._clients = 0
         self._holds = 0
@@ -117,6 +120,21 @@ class Ustreamer(StreamerBackend):
         )
 
     def _argv(self) -> list[str]:
+        return self._format(self._config.full_cmd())
+
+    async def _pre_start(self) -> None:
+        await self._run_hook("pre-start", self._format(self._config.pre_start()))
+
+    async def _post_stop(self) -> None:
+        await self._run_hook("post-stop", self._format(self._config.post_stop()))
+
+    async def _run_hook(self, what: str, argv: list[str]) -> None:
+        if argv:
+            logger.info("Running the streamer's %s command: %s", what, " ".join(argv))
+            if await run_command(argv) is None:
+                logger.warning("The streamer's %s command failed: %s", what, " ".join(argv))
+
+    def _format(self, argv: list[str]) -> list[str]:
         params = self._params
         values = {
             "unix": self._config.unix,
@@ -127,7 +145,7 @@ class Ustreamer(StreamerBackend):
             "h264_bitrate": params.h264_bitrate or 0,
             "h264_gop": params.h264_gop or 0,
         }
-        return [arg.format_map(values) for arg in self._config.cmd]
+        return [arg.format_map(values) for arg in argv]
 
     def state(self) -> StreamerState:
         config = self._config

@@ -8,6 +8,7 @@ import pytest
 from kvmd.config.dump import dump_config
 from kvmd.config.load import config_files, load_config, load_files
 from kvmd.errors import ConfigError
+from kvmd.plugins.streamer.config import UstreamerConfig
 
 
 def write(path: Path, text: str) -> Path:
@@ -38,6 +39,32 @@ def test_lists_are_replaced_not_appended(tmp_path):
     main = write(tmp_path / "m.yaml", "kvmd:\n  auth:\n    unauth_paths: [/a, /b]\n")
     over = write(tmp_path / "o.yaml", "kvmd:\n  auth:\n    unauth_paths: [/c]\n")
     assert load_files([main, over]).kvmd.auth.unauth_paths == ["/c"]
+
+
+def test_a_pikvm_streamer_override_loads(tmp_path):
+    # What PiKVM owners put in override.yaml to adjust ustreamer without repeating `cmd`.
+    main = write(tmp_path / "m.yaml", "kvmd:\n  streamer:\n    type: ustreamer\n")
+    over = write(
+        tmp_path / "o.yaml",
+        "kvmd:\n"
+        "  streamer:\n"
+        "    reset_delay: 2\n"
+        "    h264_boost: true\n"
+        "    passthrough: true\n"
+        "    cmd_remove: [--persistent]\n"
+        "    cmd_append: [--format=mjpeg, --encoder=hw]\n"
+        "    pre_start_cmd: [/usr/bin/v4l2-ctl, --set-edid]\n"
+        "    post_stop_cmd_append: [--bye]\n",
+    )
+    streamer = load_files([main, over]).kvmd.streamer
+    assert isinstance(streamer, UstreamerConfig)
+    full = streamer.full_cmd()
+    assert "--persistent" not in full
+    assert full[0] == "/usr/bin/ustreamer"
+    assert full[-4:] == ["--format=mjpeg", "--encoder=hw", "--h264-boost", "--v4p"]
+    assert streamer.pre_start() == ["/usr/bin/v4l2-ctl", "--set-edid"]
+    assert streamer.post_stop() == []  # no command to append to
+    assert streamer.reset_delay == 2.0
 
 
 def test_missing_override_files_are_fine(tmp_path):
