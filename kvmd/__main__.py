@@ -26,8 +26,9 @@ def main(argv: list[str]) -> int:
         "-M", "--dump-config-changed", action="store_true", help="print what differs from defaults"
     )
     args = parser.parse_args(argv)
+    ignored: list[str] = []
     try:
-        config = load_from_args(args)
+        config = load_from_args(args, ignored)
         _check(config)
     except ConfigError as exc:
         print(f"kvmd: config error: {exc}", file=sys.stderr)
@@ -37,6 +38,10 @@ def main(argv: list[str]) -> int:
         return 0
     ring = LogRing(config.kvmd.log_reader.buffer_lines)
     setup_logging(config.logging.level, ring)
+    if ignored:
+        logging.getLogger("kvmd.config").warning(
+            "PiKVM settings this daemon does not use, ignored: %s", ", ".join(ignored)
+        )
     try:
         asyncio.run(app.main(config, ring))
     except Exception:  # a failed loop arrives as an ExceptionGroup from the TaskGroup

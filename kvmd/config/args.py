@@ -34,6 +34,6 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_from_args(args: argparse.Namespace) -> Config:
+def load_from_args(args: argparse.Namespace, ignored: list[str] | None = None) -> Config:
     """Load the config named by `add_config_args` options; raises `ConfigError`."""
-    return load_config(args.main_config, args.override_dir, args.override_config)
+    return load_config(args.main_config, args.override_dir, args.override_config, ignored)

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from kvmd.config.pikvm import drop_ignored
 from kvmd.config.schema import Config
 from kvmd.errors import ConfigError
 
@@ -60,13 +61,17 @@ def config_files(main: Path, override_dir: Path | None, override: Path | None) -
 
 
 def load_config(
-    main: Path, override_dir: Path | None = None, override: Path | None = None
+    main: Path,
+    override_dir: Path | None = None,
+    override: Path | None = None,
+    ignored: list[str] | None = None,
 ) -> Config:
     """Load and validate the effective config, or raise one-line `ConfigError`."""
-    return load_files(config_files(main, override_dir, override))
+    return load_files(config_files(main, override_dir, override), ignored)
 
 
-def load_files(files: Iterable[Path]) -> Config:
+def load_files(files: Iterable[Path], ignored: list[str] | None = None) -> Config:
+    """Merge and validate; PiKVM settings this daemon doesn't use go to `ignored`."""
     merged: dict[str, object] = {}
     origins: dict[KeyPath, Path] = {}
     for path in files:
@@ -74,6 +79,9 @@ def load_files(files: Iterable[Path]) -> Config:
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         _merge(merged, data, path, (), origins)
+    dropped = drop_ignored(merged)
+    if ignored is not None:
+        ignored.extend(dropped)
     try:
         return msgspec.convert(merged, Config)
     except msgspec.ValidationError as exc:

@@ -226,3 +226,29 @@ def test_apikey_cli_key_works_with_curl_on_the_running_daemon(
         1,
         "kvmd-apikey: invalid key id 'nope': it looks like _key.<12 of a-z2-7>\n",
     )
+
+
+def test_a_pikvm_owners_settings_start_the_daemon_and_are_named(tmp_path: Path) -> None:
+    # PiKVM's daemons share one config tree and ignore what they don't know; an owner's
+    # override names other daemons' sections and settings this daemon has no use for.
+    pikvm = {
+        "vnc": {"keymap": "/usr/share/kvmd/keymaps/de"},
+        "otg": {"devices": {"ethernet": {"enabled": True}}},
+        "kvmd": {
+            "prometheus": {"auth": {"enabled": False}},
+            "hid": {"type": "disabled", "ignore_keys": []},
+        },
+    }
+    daemon = Daemon(tmp_path, extra=pikvm)
+    try:
+        daemon.wait_ready()
+        # Metrics still need credentials: ignoring a setting never opens anything.
+        anonymous = daemon.curl(f"{daemon.url}/api/export/prometheus/metrics")
+        assert "401" in anonymous.stderr
+    finally:
+        (code, out) = daemon.stop()
+    assert code == 0
+    assert (
+        "PiKVM settings this daemon does not use, ignored: "
+        "kvmd.hid.ignore_keys, kvmd.prometheus, otg.devices, vnc"
+    ) in out

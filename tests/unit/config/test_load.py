@@ -67,6 +67,51 @@ def test_a_pikvm_streamer_override_loads(tmp_path):
     assert streamer.reset_delay == 2.0
 
 
+# Lines an owner's /etc/kvmd/override.yaml holds on a PiKVM: other daemons' sections and
+# kvmd settings this daemon does not use. PiKVM ignores what a daemon does not know.
+PIKVM_OVERRIDE = """\
+vnc:
+  keymap: /usr/share/kvmd/keymaps/de
+  auth: {vncauth: {enabled: true}}
+janus: {stun: {host: stun.example.org, port: 3478}}
+nginx: {https: {port: 8443}}
+otg:
+  remote_wakeup: true
+  devices: {ethernet: {enabled: true, driver: ecm}}
+logging: {root: {level: DEBUG}}
+kvmd:
+  prometheus: {auth: {enabled: false}}
+  auth: {usc: {users: [root]}, internal: {force_users: [admin], file: /etc/kvmd/htpasswd}}
+  hid: {ignore_keys: [MetaLeft], jiggler: {active: true}}
+"""
+
+
+def test_an_owners_pikvm_override_loads_and_names_what_is_ignored(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  hid:\n    type: otg\n")  # the platform file
+    over = write(tmp_path / "o.yaml", PIKVM_OVERRIDE)
+    ignored: list[str] = []
+    config = load_files([main, over], ignored)
+    assert ignored == [
+        "janus",
+        "kvmd.auth.internal.force_users",
+        "kvmd.auth.usc",
+        "kvmd.hid.ignore_keys",
+        "kvmd.prometheus",
+        "logging.root",
+        "nginx",
+        "otg.devices",
+        "otg.remote_wakeup",
+        "vnc",
+    ]
+    # Next to them, what this daemon does use is taken as usual.
+    assert config.kvmd.auth.internal.file == "/etc/kvmd/htpasswd"
+    assert config.kvmd.hid.jiggler.active is True
+    # A misspelt key is still refused, PiKVM's or not.
+    typo = write(tmp_path / "t.yaml", "kvmd:\n  prometheus: {}\n  hid: {ignore_key: []}\n")
+    with pytest.raises(ConfigError, match=r"kvmd\.hid\.ignore_key: unknown key"):
+        load_files([main, typo])
+
+
 def test_missing_override_files_are_fine(tmp_path):
     main = write(tmp_path / "m.yaml", "")
     config = load_config(main, tmp_path / "nope.d", tmp_path / "nope.yaml")
