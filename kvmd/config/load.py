@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import yaml
 
-from kvmd.config.pikvm import drop_ignored
+from kvmd.config.pikvm import drop_ignored, rewrite_legacy
 from kvmd.config.schema import Config
 from kvmd.errors import ConfigError
 
@@ -79,6 +79,7 @@ def load_files(files: Iterable[Path], ignored: list[str] | None = None) -> Confi
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         _merge(merged, data, path, (), origins)
+    rewrite_legacy(merged)
     dropped = drop_ignored(merged)
     if ignored is not None:
         ignored.extend(dropped)

@@ -56,8 +56,55 @@ IGNORED: frozenset[tuple[str, ...]] = frozenset(
         "otg.config",
         "otg.meta",
         "otg.init_delay",
+        # The names `otg.devices.*` had before.
+        "otg.msd",
+        "otg.acm",
+        "otg.drives",
     )
 )
+
+
+def rewrite_legacy(merged: dict[str, object]) -> None:
+    """Older PiKVM spellings, in place, as PiKVM itself reads them.
+
+    A number for `streamer.desired_fps` and a string for `streamer.resolution` are their
+    defaults; `max_fps` and `available_resolutions` moved into them; `kvmd.wol` became
+    the GPIO channel `__wol__` (a Wake-on-LAN output).
+    """
+    kvmd = merged.get("kvmd")
+    if not isinstance(kvmd, dict):
+        return
+    streamer = kvmd.get("streamer")
+    if isinstance(streamer, dict):
+        _into(streamer, "desired_fps", "default")
+        _move(streamer, "max_fps", "desired_fps", "max")
+        _into(streamer, "resolution", "default")
+        _move(streamer, "available_resolutions", "resolution", "available")
+    wol = kvmd.pop("wol", None)
+    if isinstance(wol, dict) and wol.get("mac"):
+        gpio = kvmd.setdefault("gpio", {})
+        if isinstance(gpio, dict):
+            driver = {"type": "wol", **{k: v for (k, v) in wol.items() if k in _WOL}}
+            gpio.setdefault("drivers", {}).setdefault("__wol__", driver)
+            channel = {"driver": "__wol__", "pin": 0, "mode": "output", "switch": False}
+            gpio.setdefault("scheme", {}).setdefault("__wol__", channel)
+
+
+_WOL = ("ip", "port", "mac")
+
+
+def _into(section: dict[str, object], key: str, inner: str) -> None:
+    value = section.get(key)
+    if value is not None and not isinstance(value, dict):
+        section[key] = {inner: value}
+
+
+def _move(section: dict[str, object], old: str, key: str, inner: str) -> None:
+    if old in section:
+        target = section.setdefault(key, {})
+        value = section.pop(old)
+        if isinstance(target, dict):
+            target.setdefault(inner, value)
 
 
 def drop_ignored(merged: dict[str, object]) -> list[str]:

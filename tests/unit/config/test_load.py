@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from kvmd.config.dump import dump_config
 from kvmd.config.load import config_files, load_config, load_files
 from kvmd.errors import ConfigError
+from kvmd.plugins.gpio.config import WolDriverConfig
 from kvmd.plugins.streamer.config import UstreamerConfig
 
 
@@ -110,6 +112,56 @@ def test_an_owners_pikvm_override_loads_and_names_what_is_ignored(tmp_path):
     typo = write(tmp_path / "t.yaml", "kvmd:\n  prometheus: {}\n  hid: {ignore_key: []}\n")
     with pytest.raises(ConfigError, match=r"kvmd\.hid\.ignore_key: unknown key"):
         load_files([main, typo])
+
+
+def test_older_pikvm_spellings_are_read_as_pikvm_reads_them(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  streamer:\n    type: ustreamer\n")
+    old = write(
+        tmp_path / "o.yaml",
+        "kvmd:\n"
+        "  streamer:\n"
+        "    desired_fps: 20\n"
+        "    max_fps: 40\n"
+        "    resolution: 1280x720\n"
+        "    available_resolutions: [1280x720, 800x600]\n"
+        "  wol:\n"
+        "    mac: '52:54:00:12:34:56'\n"
+        "    ip: 10.0.0.255\n"
+        "otg:\n"
+        "  msd: {start: true}\n",
+    )
+    ignored: list[str] = []
+    config = load_files([main, old], ignored)
+    streamer = config.kvmd.streamer
+    assert isinstance(streamer, UstreamerConfig)
+    assert (streamer.desired_fps.default, streamer.desired_fps.max) == (20, 40)
+    assert streamer.resolution.default == "1280x720"
+    assert streamer.resolution.available == ["1280x720", "800x600"]
+    gpio = config.kvmd.gpio
+    wol = gpio.drivers["__wol__"]
+    assert isinstance(wol, WolDriverConfig)
+    assert (wol.mac, wol.ip, wol.port) == ("52:54:00:12:34:56", "10.0.0.255", 9)
+    channel = gpio.scheme["__wol__"]
+    assert (channel.driver, channel.mode, channel.switch) == ("__wol__", "output", False)
+    assert ignored == ["otg.msd"]
+    # An empty MAC was PiKVM's "no Wake-on-LAN".
+    off = write(tmp_path / "off.yaml", "kvmd:\n  wol:\n    mac: ''\n")
+    assert "__wol__" not in load_files([main, off]).kvmd.gpio.scheme
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("kvmd:\n  gpio: 5\n  wol: {mac: x}\n", "kvmd.gpio: Expected `object`, got `int`"),
+        (
+            "kvmd:\n  streamer:\n    type: ustreamer\n    desired_fps: null\n    max_fps: 40\n",
+            "kvmd.streamer.desired_fps: Expected `object`, got `null`",
+        ),
+    ],
+)
+def test_odd_older_spellings_stay_clear_errors(tmp_path, text, error):
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        load_files([write(tmp_path / "o.yaml", text)])
 
 
 def test_missing_override_files_are_fine(tmp_path):
