@@ -13,9 +13,16 @@ BIN := $(VENV)/bin
 SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng \
 	chromium=chromium systemd-analyze=systemd nginx=nginx openssl=openssl
 
+# Data and libraries, as path=Debian package: the keyboard layouts (PiKVM's format) and
+# libxkbcommon, which names their keysyms.
+SYSTEM_FILES := /usr/share/qemu/keymaps/en-us=qemu-system-data \
+	/usr/lib/*/libxkbcommon.so.0=libxkbcommon0 /usr/share/X11/xkb/symbols/us=xkb-data
+
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do \
-		command -v $${t%%=*} >/dev/null || echo $${t#*=} | tr , ' '; done); \
+		command -v $${t%%=*} >/dev/null || echo $${t#*=} | tr , ' '; done; \
+		for f in $(SYSTEM_FILES); do \
+		ls $${f%%=*} >/dev/null 2>&1 || echo $${f#*=}; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -101,7 +108,8 @@ bench: $(BIN)/.installed $(RUN)/users.yaml
 # started; the image needs ustreamer, nginx and openssl of its own).
 BOARD ?= rpi4-csi
 INSTALL_VENV ?= /opt/kvmd
-PI_PACKAGES := python3-venv python3-dev gcc ustreamer nginx openssl tesseract-ocr tesseract-ocr-eng
+PI_PACKAGES := python3-venv python3-dev gcc ustreamer nginx openssl tesseract-ocr tesseract-ocr-eng \
+	libxkbcommon0 qemu-system-data
 
 install:
 	@test "$$(id -u)" = 0 || { echo "make install: run as root"; exit 1; }

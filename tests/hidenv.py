@@ -14,6 +14,8 @@ from kvmd.sim.usbhost import UsbHost
 
 REPO = Path(__file__).resolve().parent.parent
 KEYMAPS = REPO / "configs" / "keymaps"
+# PiKVM's layouts as Debian's qemu-system-data installs them (`make test` does).
+QEMU_KEYMAPS = Path("/usr/share/qemu/keymaps")
 
 
 def otg_config(folder: Path, **extra: Any) -> dict[str, Any]:

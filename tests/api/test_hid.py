@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN, sample
-from tests.hidenv import KEYMAPS, hexes, otg_config, usb_host, wait_until
+from tests.hidenv import KEYMAPS, QEMU_KEYMAPS, hexes, otg_config, usb_host, wait_until
 
 RELEASED = "00 00 00 00 00 00 00 00"
 
@@ -254,6 +254,30 @@ async def test_jiggler_can_not_start_when_not_allowed(make_client, make_config):
         await post(client, "set_params", jiggler="1")
         state = (await (await client.get("/api/hid", headers=ADMIN)).json())["result"]
         assert state["jiggler"] == {"active": False, "enabled": False, "interval": 60}
+
+
+async def test_an_owners_pikvm_keymap_folder_types_german(make_client, make_config, tmp_path):
+    # `kvmd: {hid: {keymap: /usr/share/kvmd/keymaps/de}}` on a PiKVM: PiKVM's (QEMU's)
+    # files, here Debian's copies, in a folder that stands in for PiKVM's.
+    folder = tmp_path / "keymaps"
+    folder.mkdir()
+    for name in ("de", "en-us", "fr"):
+        (folder / name).write_bytes((QEMU_KEYMAPS / name).read_bytes())
+    (folder / "broken").write_text("a 0x1e\nb\n")
+    # The host decodes with kvmd's own German; this text has none of the keys where the
+    # two differ (PiKVM's de is the variant without dead keys).
+    text = "Größe, Maß & Übermut: 12 Äpfel, 3,50 € {x} [y] <z> |a| \\b @c ~d #e 'f' \"g\" µ²³"
+    async with hid_client(make_client, make_config, layout="de", keymap=str(folder / "de")) as env:
+        (client, host, _) = env
+        keymaps = (await (await client.get("/api/hid/keymaps", headers=ADMIN)).json())["result"]
+        assert keymaps == {
+            "keymaps": {"default": "de", "available": ["broken", "de", "en-us", "fr"]}
+        }
+        response = await client.post("/api/hid/print", data=text.encode(), headers=ADMIN)
+        assert (await response.json()) == {"ok": True, "result": {}}
+        await wait_until(host, lambda: host.text == text, timeout=5)
+        broken = await client.post("/api/hid/print?keymap=broken", data=b"a", headers=ADMIN)
+        assert broken.status == 400
 
 
 async def test_keymap_folder_lists_user_layouts(make_client, make_config, tmp_path):

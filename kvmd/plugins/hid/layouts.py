@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Keyboard layouts: text to key strokes for `/api/hid/print`, and strokes back to text.
 
-A layout file lists, per physical key, what it types plain, with Shift, with AltGr and
-with both (the format is described at the top of each file in `configs/keymaps/`).
+Two file formats load into the same table. PiKVM's and QEMU's keymaps (Debian's
+`qemu-system-data` has them in /usr/share/qemu/keymaps) list per keysym the key (a PC
+scancode) and the modifiers that type it; kvmd's own files in `configs/keymaps/` list,
+per physical key, what it types plain, with Shift, with AltGr and with both.
 Characters a layout has no key for are composed with its dead keys where Unicode says
 how (`é` = dead acute, `e`); whatever is left is reported to the caller, never dropped
 silently. The same table decodes strokes, which is how the simulated USB host reads what
@@ -14,19 +16,11 @@ import re
 import unicodedata
 from pathlib import Path
 
-from kvmd.plugins.hid.keys import KEYS
+from kvmd.plugins.hid.keys import KEYS, KEYS_BY_EVDEV
+from kvmd.plugins.hid.keysyms import DEAD_MARKS, keysym_char
 
 # Dead keys by name, as the combining mark they put on the next character.
-DEAD_KEYS = {
-    "dead_grave": "\u0300",
-    "dead_acute": "\u0301",
-    "dead_circumflex": "\u0302",
-    "dead_tilde": "\u0303",
-    "dead_diaeresis": "\u0308",
-    "dead_abovering": "\u030a",
-    "dead_caron": "\u030c",
-    "dead_cedilla": "\u0327",
-}
+DEAD_KEYS = DEAD_MARKS
 # What a dead key types when followed by Space: the accent on its own.
 SPACING = {
     "\u0300": "`",
@@ -37,6 +31,11 @@ SPACING = {
     "\u030a": "\u00b0",
     "\u030c": "\u02c7",
     "\u0327": "\u00b8",
+    "\u0304": "\u00af",
+    "\u0306": "\u02d8",
+    "\u0307": "\u02d9",
+    "\u030b": "\u02dd",
+    "\u0328": "\u02db",
 }
 # Typographic characters that most layouts lack, typed as their plain ASCII cousins.
 FOLDS = {
@@ -98,6 +97,8 @@ class Layout:
 
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
+        if _is_qemu(text):
+            return cls(name, _parse_qemu(text, name))
         levels = {(key, 0): char for (key, char) in _COMMON.items()}
         for number, line in enumerate(text.splitlines(), 1):
             fields = line.split()
@@ -187,6 +188,67 @@ def _parse_token(item: str, where: str) -> str:
     elif len(item) == 1 and not _is_mark(item):
         return item
     raise LayoutError(f"{where}: bad level {item!r}")
+
+
+# PC/XT scan codes (set 1) of the keys whose Linux evdev code differs from the code; up to
+# 0x58 they are equal. QEMU writes an E0-prefixed key with bit 7 set (Alt_R = 0xb8),
+# PiKVM's own table as 0xe0xx: both are read.
+_SCANCODES = {
+    0x70: 93, 0x73: 89, 0x79: 92, 0x7B: 94, 0x7D: 124,
+    0xE01C: 96, 0xE01D: 97, 0xE035: 98, 0xE037: 99, 0xE038: 100, 0xE047: 102, 0xE048: 103,
+    0xE049: 104, 0xE04B: 105, 0xE04D: 106, 0xE04F: 107, 0xE050: 108, 0xE051: 109,
+    0xE052: 110, 0xE053: 111, 0xE05B: 125, 0xE05C: 126, 0xE05D: 127,
+}  # fmt: skip
+_HEX = re.compile(r"^0[xX][0-9a-fA-F]+$")
+# Flags of a qemu keymap line that say nothing about printing (rdesktop's heritage).
+_IGNORED_FLAGS = frozenset({"localstate", "inhibit"})
+
+
+def _is_qemu(text: str) -> bool:
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and not fields[0].startswith("#"):
+            return fields[0] in ("map", "include") or (
+                len(fields) > 1 and bool(_HEX.match(fields[1]))
+            )
+    return False
+
+
+def _scancode_key(code: int) -> str | None:
+    if 0x80 <= code <= 0xFF:
+        code = 0xE000 | (code & 0x7F)
+    evdev = code if 0 < code <= 0x58 else _SCANCODES.get(code)
+    key = KEYS_BY_EVDEV.get(evdev) if evdev is not None else None
+    return key.name if key is not None else None
+
+
+def _parse_qemu(text: str, name: str) -> dict[tuple[str, int], str]:
+    """PiKVM's/QEMU's keymap: `<keysym> <scancode> [shift] [altgr] [addupper] ...` lines."""
+    levels = {(key, 0): char for (key, char) in _COMMON.items()}
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#") or fields[0] in ("map", "include"):
+            continue
+        where = f"{name}:{number}"
+        if len(fields) < 2 or not _HEX.match(fields[1]):
+            raise LayoutError(f"{where}: expected a keysym name and a hex scancode")
+        (keysym, code, flags) = (fields[0], int(fields[1], 16), set(fields[2:]))
+        unknown = flags - {"shift", "altgr", "ctrl", "addupper", "numlock"} - _IGNORED_FLAGS
+        if unknown:
+            raise LayoutError(f"{where}: unknown flag {sorted(unknown)[0]!r}")
+        key = _scancode_key(code)
+        char = keysym_char(keysym)
+        # Keypad keys and Control chords type nothing a text needs; the number row does.
+        if key is None or char is None or "ctrl" in flags or key.startswith("Numpad"):
+            continue
+        if not (char.isprintable() or _is_mark(char)):
+            continue
+        level = ("shift" in flags) + 2 * ("altgr" in flags)
+        levels.setdefault((key, level), char)
+        upper = char.upper()
+        if "addupper" in flags and len(upper) == 1 and upper != char:
+            levels.setdefault((key, level | 1), upper)
+    return levels
 
 
 def layout_path(folder: Path, name: str) -> Path:

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PiKVM's/QEMU's keymap files (Debian's qemu-system-data), read as they are."""
+
+from pathlib import Path
+
+import pytest
+
+from kvmd.plugins.hid.keysyms import keysym_char
+from kvmd.plugins.hid.layouts import Layout, LayoutError, Stroke
+
+QEMU = Path("/usr/share/qemu/keymaps")
+# PiKVM ships these 34 and two more (en-us-altgr-intl, en-us-colemak).
+NAMES = [
+    "ar",
+    "bepo",
+    "cz",
+    "da",
+    "de",
+    "de-ch",
+    "en-gb",
+    "en-us",
+    "es",
+    "et",
+    "fi",
+    "fo",
+    "fr",
+    "fr-be",
+    "fr-ca",
+    "fr-ch",
+    "hr",
+    "hu",
+    "is",
+    "it",
+    "ja",
+    "lt",
+    "lv",
+    "mk",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "pt-br",
+    "ru",
+    "sl",
+    "sv",
+    "th",
+    "tr",
+]
+
+
+@pytest.fixture(scope="module")
+def qemu() -> Path:
+    if not (QEMU / "en-us").exists():
+        pytest.fail(f"{QEMU} is missing: `make test` installs Debian's qemu-system-data")
+    return QEMU
+
+
+def test_debian_ships_every_layout_and_each_loads(qemu: Path) -> None:
+    assert sorted(p.name for p in qemu.iterdir()) == sorted(NAMES)
+    for name in NAMES:
+        plan = Layout.load(qemu / name).plan("0123456789 \n\t")
+        # Thai has Thai digits on that row; `et` is XKB's "et", Ethiopic (not Estonian,
+        # which XKB calls "ee"), as qemu-keymap generated it for QEMU and PiKVM alike.
+        assert plan.skipped == ("0123456789" if name in ("et", "th") else ""), name
+    assert Layout.load(qemu / "et").plan("\u1369").skipped == ""
+
+
+def test_keysym_names_through_libxkbcommon() -> None:
+    assert [keysym_char(n) for n in ("exclam", "EuroSign", "U20AC", "ssharp")] == list("!€€ß")
+    assert keysym_char("dead_acute") == "\u0301"
+    assert (keysym_char("Shift_L"), keysym_char("no_such_keysym")) == (None, None)
+
+
+def test_german_takes_the_key_a_german_presses(qemu: Path) -> None:
+    german = Layout.load(qemu / "de")  # de, variant nodeadkeys (the file's header says)
+    plan = german.plan("zY@ß€|Ä")
+    assert plan.strokes == [
+        Stroke("KeyY"),  # z and y swap places
+        Stroke("KeyZ", shift=True),
+        Stroke("KeyQ", altgr=True),
+        Stroke("Minus"),
+        Stroke("KeyE", altgr=True),
+        Stroke("IntlBackslash", altgr=True),  # 0x56, the ISO key left of Y
+        Stroke("Quote", shift=True),
+    ]
+    assert plan.skipped == ""
+    # No dead keys in this variant: what they would compose is reported, not dropped.
+    assert german.plan("née").skipped == "é"
+
+
+def test_extended_keys_in_either_spelling_and_flags() -> None:
+    text = (
+        "# a comment\n"
+        "map 0x407\n"
+        "include common\n"
+        "a 0x1e addupper\n"
+        "at 0x10 altgr\n"
+        "eacute 0xb8 shift localstate\n"  # E0 38 in QEMU's spelling
+        "egrave 0xe038\n"  # and in PiKVM's own table's
+        "KP_7 0x47 numlock\n"
+        "Control_L 0x1d\n"
+        "x 0x2d ctrl\n"
+    )
+    layout = Layout.parse(text, "mine")
+    assert layout.plan("aA@éè").strokes == [
+        Stroke("KeyA"),
+        Stroke("KeyA", shift=True),
+        Stroke("KeyQ", altgr=True),
+        Stroke("AltRight", shift=True),
+        Stroke("AltRight"),
+    ]
+    # The keypad and Control chords type no text; Control_L types no character.
+    assert layout.plan("7x").skipped == "7x"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("a\n", "mine:2: expected a keysym name and a hex scancode"),
+        ("a 30\n", "mine:2: expected a keysym name and a hex scancode"),
+        ("a 0x1e shiftt\n", "mine:2: unknown flag 'shiftt'"),
+    ],
+)
+def test_a_malformed_line_names_the_file_and_line(line: str, error: str) -> None:
+    with pytest.raises(LayoutError, match=error):
+        Layout.parse("b 0x30\n" + line, "mine")
