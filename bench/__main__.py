@@ -490,6 +490,12 @@ async def main() -> None:
         f" p50 {results['key_p50_us']:.0f} us, p99 {results['key_p99_us']:.0f} us"
     )
     print(
+        f"  typing {results['print_chars']:.0f} characters of German (PiKVM's de keymap):"
+        f" planned in {results['plan_ms']:.1f} ms; /api/hid/print answered after"
+        f" {results['print_answer_s']:.2f} s, the host's last of"
+        f" {results['print_reports']:.0f} reports at {results['print_last_report_s']:.2f} s"
+    )
+    print(
         f"  absolute moves, {results['moves_sent']:.0f} at {results['moves_rate']:.0f}/s:"
         f" {results['moves_reports']:.0f} reports (coalesced), lag of each written move"
         f" p50 {results['moves_lag_p50_ms']:.2f} ms, p99 {results['moves_lag_p99_ms']:.2f} ms,"

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import sized, timed
+from kvmd.plugins.hid.layouts import Layout
 from kvmd.plugins.hid.reports import scale_absolute
 from kvmd.sim.usbhost import UsbHost
 
@@ -24,6 +25,11 @@ ADMIN = {"X-KVMD-User": "admin", "X-KVMD-Passwd": "admin"}
 KEY_EVENTS = sized(2000, 50)
 MOVES_PER_SECOND = 5000
 MOVE_SECONDS = timed(5.0, 0.3)
+# PiKVM's German layout, as Debian's qemu-system-data installs it, and a text it types
+# (it is the variant without dead keys: no é).
+GERMAN_KEYMAP = Path("/usr/share/qemu/keymaps/de")
+GERMAN = "Größe, Maß & Übermut: 12 Äpfel für 3,50 € {x} [y] <z> |a| @c ~d #e 'f' \"g\" µ²³\n"
+PRINTED = sized(10_000, 200)
 
 
 class StampingHost(UsbHost):
@@ -50,6 +56,7 @@ def hid_override(config: Path, folder: Path) -> None:
         "keyboard": {"device": str(folder / "kb")},
         "mouse": {"device": str(folder / "m")},
         "mouse_alt": {"device": str(folder / "ma")},
+        "keymap": str(GERMAN_KEYMAP),
     }
     config.write_text(json.dumps(data))
 
@@ -132,6 +139,46 @@ async def move_flood(
     }
 
 
+def german_text() -> str:
+    return (GERMAN * (PRINTED // len(GERMAN) + 1))[:PRINTED]
+
+
+def plan_time() -> float:
+    """Milliseconds to plan the German text (the median of five), in this process."""
+    layout = Layout.load(GERMAN_KEYMAP)
+    text = german_text()
+    plan = layout.plan(text)
+    samples = []
+    for _ in range(5):
+        started = time.perf_counter()
+        plan = layout.plan(text)
+        samples.append((time.perf_counter() - started) * 1000)
+    if plan.skipped:
+        raise RuntimeError(f"the German layout skipped {plan.skipped!r}")
+    return statistics.median(samples)
+
+
+async def print_time(url: str, host: StampingHost) -> dict[str, float]:
+    """`/api/hid/print` of the German text: the answer, and the host's last report."""
+    reports = host.arrivals["keyboard"]
+    reports.clear()
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        async with session.post(
+            url + "/api/hid/print?limit=0", data=german_text().encode(), headers=ADMIN
+        ) as response:
+            body = await response.json()
+        answered = time.perf_counter()
+    if body != {"ok": True, "result": {}}:
+        raise RuntimeError(f"print failed: {body}")
+    return {
+        "print_chars": PRINTED,
+        "print_reports": len(reports),
+        "print_answer_s": answered - started,
+        "print_last_report_s": reports[-1][0] - started,
+    }
+
+
 async def bench_hid(url: str, host: StampingHost, rss: Callable[[], float]) -> dict[str, float]:
     """`rss()` gives the daemon's resident memory in MB."""
     await wait_online(url)
@@ -145,7 +192,9 @@ async def bench_hid(url: str, host: StampingHost, rss: Callable[[], float]) -> d
         micros = await key_latency(ws, host)
         host.arrivals["mouse"].clear()
         results = await move_flood(ws, host, rss)
+        results |= await print_time(url, host)
         reader.cancel()
+    results["plan_ms"] = plan_time()
     return {
         "key_events": len(micros),
         "key_p50_us": statistics.median(micros),
