@@ -14,6 +14,7 @@ from kvmd.config.dump import dump_config
 from kvmd.config.schema import Config
 from kvmd.errors import ConfigError
 from kvmd.logs import LogRing, setup_logging
+from kvmd.plugins.hid.layouts import Layout, LayoutError
 
 
 def main(argv: list[str]) -> int:
@@ -63,6 +64,21 @@ def _check(config: Config) -> None:
     findings += exposed_secrets([Path(raw) for raw in grants if raw], bits=0o002)
     if findings:
         raise ConfigError("; ".join(findings))
+    _check_keymap(Path(config.kvmd.hid.keymap))
+
+
+def _check_keymap(path: Path) -> None:
+    # A broken layout would fail every print later; a missing one is only a missing
+    # layout (/api/hid/print names it then), as on PiKVM.
+    if not path.is_file():
+        return
+    try:
+        Layout.load(path)
+    except LayoutError as exc:
+        # A line's error names the file by its name: give the whole path.
+        text = str(exc)
+        where = f"{path.parent}/{text}" if text.startswith(f"{path.name}:") else text
+        raise ConfigError(f"kvmd.hid.keymap: {where}") from None
 
 
 def run() -> None:

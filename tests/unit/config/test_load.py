@@ -296,3 +296,17 @@ def test_cli_refuses_world_readable_secrets(tmp_path):
     roles.chmod(0o644)
     result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_cli_refuses_a_broken_keymap_naming_file_and_line(tmp_path):
+    keymap = write(tmp_path / "keymaps" / "de", "a 0x1e\nb 0x30 shift\nc\n")
+    main = write(
+        tmp_path / "m.yaml",
+        f"kvmd:\n  server:\n    port: 8081\n  hid:\n    type: otg\n    keymap: {keymap}\n",
+    )
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert result.returncode == 78
+    assert result.stderr == (
+        f"kvmd: config error: kvmd.hid.keymap: {keymap}:3:"
+        " expected a keysym name and a hex scancode\n"
+    )
