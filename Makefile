@@ -16,7 +16,8 @@ SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-
 # Data and libraries, as path=Debian package: the keyboard layouts (PiKVM's format) and
 # libxkbcommon, which names their keysyms.
 SYSTEM_FILES := /usr/share/qemu/keymaps/en-us=qemu-system-data \
-	/usr/lib/*/libxkbcommon.so.0=libxkbcommon0 /usr/share/X11/xkb/symbols/us=xkb-data
+	/usr/lib/*/libxkbcommon.so.0=libxkbcommon0 /usr/share/X11/xkb/symbols/us=xkb-data \
+	/usr/share/X11/locale/en_US.UTF-8/Compose=libx11-data
 
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do \
