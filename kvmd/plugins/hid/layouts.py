@@ -17,7 +17,7 @@ import unicodedata
 from pathlib import Path
 
 from kvmd.plugins.hid.keys import KEYS, KEYS_BY_EVDEV
-from kvmd.plugins.hid.keysyms import DEAD_MARKS, keysym_char
+from kvmd.plugins.hid.keysyms import DEAD_MARKS, KeysymError, keysym_char
 
 # Dead keys by name, as the combining mark they put on the next character.
 DEAD_KEYS = DEAD_MARKS
@@ -98,7 +98,10 @@ class Layout:
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
         if _is_qemu(text):
-            return cls(name, _parse_qemu(text, name))
+            try:
+                return cls(name, _parse_qemu(text, name))
+            except KeysymError as exc:  # no libxkbcommon: no keysym names to read
+                raise LayoutError(f"{name}: {exc}") from None
         levels = {(key, 0): char for (key, char) in _COMMON.items()}
         for number, line in enumerate(text.splitlines(), 1):
             fields = line.split()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from kvmd.plugins.hid import keysyms
 from kvmd.plugins.hid.keysyms import keysym_char
 from kvmd.plugins.hid.layouts import Layout, LayoutError, Stroke
 
@@ -124,3 +125,16 @@ def test_extended_keys_in_either_spelling_and_flags() -> None:
 def test_a_malformed_line_names_the_file_and_line(line: str, error: str) -> None:
     with pytest.raises(LayoutError, match=error):
         Layout.parse("b 0x30\n" + line, "mine")
+
+
+def test_without_libxkbcommon_a_qemu_keymap_is_a_layout_error(monkeypatch) -> None:
+    # A board without libxkbcommon0: the keymap is refused with the reason, not a 500.
+    monkeypatch.setattr("ctypes.util.find_library", lambda _: "libxkbcommon-missing.so.0")
+    keysyms._library.cache_clear()
+    keysyms.keysym_char.cache_clear()
+    try:
+        with pytest.raises(LayoutError, match=r"^mine: libxkbcommon is missing .*libxkbcommon0"):
+            Layout.parse("a 0x1e\n", "mine")
+    finally:
+        keysyms._library.cache_clear()
+        keysyms.keysym_char.cache_clear()
