@@ -59,13 +59,21 @@ def _kind_of(tp: msgspec.inspect.Type) -> _Kind:
     return _Kind.OTHER
 
 
-def parse_bool(raw: str, name: str) -> bool:
+def bool_word(raw: str) -> bool | None:
+    """PiKVM's boolean words (1/0, true/false, yes/no, on/off; any case), else None."""
     value = raw.strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValidatorError(f"The argument {_show(raw)} is not a valid {name}")
+    return None
+
+
+def parse_bool(raw: str, name: str) -> bool:
+    value = bool_word(raw)
+    if value is None:
+        raise ValidatorError(f"The argument {_show(raw)} is not a valid {name}")
+    return value
 
 
 def parse_params(params: Mapping[str, str], cls: type[T]) -> T:

@@ -11,7 +11,7 @@ import struct
 import msgspec
 
 from kvmd.plugins.hid.reports import clamp
-from kvmd.server.params import decode_json
+from kvmd.server.params import bool_word, decode_json
 
 
 class MalformedInputError(ValueError):
@@ -96,8 +96,6 @@ class _RelativeEvent(msgspec.Struct):
     squash: _Bool = False
 
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 # Longer than any coordinate or delta PiKVM accepts as text.
 _MAX_NUMBER = 8
 _NUMBER = re.compile(r"^[-+]?[0-9]+$")
@@ -106,12 +104,10 @@ _NUMBER = re.compile(r"^[-+]?[0-9]+$")
 def _bool(value: _Bool, name: str) -> bool:
     if isinstance(value, bool):
         return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise MalformedInputError(f"bad {name}")
+    word = bool_word(str(value))
+    if word is None:
+        raise MalformedInputError(f"bad {name}")
+    return word
 
 
 def _int(value: _Int, name: str) -> int:
