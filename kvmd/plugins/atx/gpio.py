@@ -77,22 +77,23 @@ class GpioAtx(AtxBackend):
 
     async def click(self, button: Button, *, wait: bool) -> None:
         region = "reset" if button is Button.RESET else "power"
-        if self._busy[region] or self._lines is None:
-            raise AtxIsBusyError
-        self._busy[region] = True
-        self._publish()
+        self._take(region)
         await self._presses.run(self._press(region, button), wait=wait)
 
     async def restart(self, *, wait: bool) -> None:
         if not self._leds.power:
             await self.power(PowerAction.ON, wait=wait)
             return
-        if self._busy["power"] or self._lines is None:
-            raise AtxIsBusyError
         # The power button stays busy throughout: no other press may come in between.
-        self._busy["power"] = True
-        self._publish()
+        self._take("power")
         await self._presses.run(self._restart(), wait=wait)
+
+    def _take(self, region: str) -> None:
+        """Mark a button busy for an operation, or refuse while it is."""
+        if self._busy[region] or self._lines is None:
+            raise AtxIsBusyError
+        self._busy[region] = True
+        self._publish()
 
     async def _restart(self) -> None:
         try:

@@ -19,8 +19,6 @@ from pathlib import Path
 from kvmd.plugins.hid.keys import KEYS, KEYS_BY_EVDEV
 from kvmd.plugins.hid.keysyms import DEAD_MARKS, KeysymError, keysym_char
 
-# Dead keys by name, as the combining mark they put on the next character.
-DEAD_KEYS = DEAD_MARKS
 # What a dead key types when followed by Space: the accent on its own.
 SPACING = {
     "\u0300": "`",
@@ -181,8 +179,8 @@ def _is_mark(item: str) -> bool:
 
 
 def _parse_token(item: str, where: str) -> str:
-    if item in DEAD_KEYS:
-        return DEAD_KEYS[item]
+    if item in DEAD_MARKS:
+        return DEAD_MARKS[item]
     if item.startswith("U+") and len(item) > 2:
         try:
             return chr(int(item[2:], 16))
