@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable
+from pathlib import Path
 
 
 async def serve_until_signalled(service: Awaitable[None]) -> None:
@@ -16,3 +17,13 @@ async def serve_until_signalled(service: Awaitable[None]) -> None:
             loop.add_signal_handler(signum, runner.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await service
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `path` in one rename, so a reader never sees half of it.
+
+    No fsync: these files are rewritten many times a second and mean nothing after a crash.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -16,7 +16,7 @@ import random
 import time
 from pathlib import Path
 
-from kvmd.sim import serve_until_signalled
+from kvmd.sim import replace_text, serve_until_signalled
 
 # The kernel counts CPU time in USER_HZ ticks, 100 a second on every Linux architecture.
 HZ = 100
@@ -115,9 +115,7 @@ def write_files(root: Path, board: Board) -> None:
     for name, text in board.files().items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        replace_text(path, text)
 
 
 async def keep_writing(root: Path, board: Board) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from kvmd.sim import serve_until_signalled
+from kvmd.sim import replace_text, serve_until_signalled
 
 logger = logging.getLogger(__name__)
 
@@ -206,9 +206,7 @@ class Machine:
     def _write_status(self) -> None:
         if self._status is None:
             return
-        tmp = self._status.with_name(self._status.name + ".tmp")
-        tmp.write_text(self.status() + "\n")
-        tmp.replace(self._status)
+        replace_text(self._status, self.status() + "\n")
 
     def close(self) -> None:
         for timer in self._timers.values():

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS
 from kvmd.plugins.hid.layouts import Decoder, Layout
-from kvmd.sim import serve_until_signalled
+from kvmd.sim import replace_text, serve_until_signalled
 
 logger = logging.getLogger("kvmd.sim.usbhost")
 
@@ -202,9 +202,7 @@ class UsbHost:
                 f" leds {leds}",
             ]
         )
-        tmp = self._screen.with_name(self._screen.name + ".tmp")
-        tmp.write_text(body + "\n")
-        tmp.replace(self._screen)
+        replace_text(self._screen, body + "\n")
 
 
 def _unlink(path: Path) -> None:
