@@ -4,6 +4,9 @@ VENV ?= .venv
 PORT ?= 8080
 # Where `make run` keeps its sockets, users and images; the UI tests give each run its own.
 RUN ?= testenv/run
+# The simulated target's keyboard layout (a file of Debian's qemu-system-data, PiKVM's format).
+LAYOUT ?= en-us
+KEYMAPS := /usr/share/qemu/keymaps
 BIN := $(VENV)/bin
 
 .PHONY: run test lint typecheck pytest bench bench-quick clean install uninstall
@@ -46,7 +49,8 @@ $(RUN)/users.yaml: testenv/users.yaml | $(BIN)/.installed
 run: $(BIN)/.installed $(RUN)/users.yaml
 	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there.
 	sed 's#testenv/run/#$(RUN)/#g' testenv/kvmd.yaml > $(RUN)/kvmd.yaml
-	printf 'kvmd:\n  server:\n    port: %s\n' '$(PORT)' > $(RUN)/override.yaml
+	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\n' '$(PORT)' \
+		'$(KEYMAPS)/$(LAYOUT)' > $(RUN)/override.yaml
 	@echo
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/"
 	@echo "  users (password = name, testenv only): admin, operator, viewer (view only)"
@@ -64,7 +68,7 @@ run: $(BIN)/.installed $(RUN)/users.yaml
 		--override-config $(RUN)/override.yaml start
 	setsid $(BIN)/python -m kvmd.sim.usbhost --keyboard $(RUN)/hid-keyboard.sock \
 		--mouse $(RUN)/hid-mouse.sock --mouse-alt $(RUN)/hid-mouse-alt.sock \
-		--layout configs/keymaps/en-us --screen $(RUN)/screen.txt & \
+		--layout $(KEYMAPS)/$(LAYOUT) --screen $(RUN)/screen.txt & \
 	host=$$!; \
 	setsid $(BIN)/python -m kvmd.sim.machine --chip $(RUN)/gpiochip.sock \
 		--status $(RUN)/target.txt --relay 5 & \

@@ -13,9 +13,8 @@ from kvmd.plugins.hid.layouts import Layout
 from kvmd.sim.usbhost import UsbHost
 
 REPO = Path(__file__).resolve().parent.parent
-KEYMAPS = REPO / "configs" / "keymaps"
 # PiKVM's layouts as Debian's qemu-system-data installs them (`make test` does).
-QEMU_KEYMAPS = Path("/usr/share/qemu/keymaps")
+KEYMAPS = Path("/usr/share/qemu/keymaps")
 
 
 def otg_config(folder: Path, **extra: Any) -> dict[str, Any]:
@@ -38,7 +37,7 @@ async def usb_host(layout: str = "en-us") -> AsyncIterator[tuple[UsbHost, Path]]
             keyboard=folder / "kb",
             mouse=folder / "m",
             mouse_alt=folder / "ma",
-            layout=Layout.load(KEYMAPS / layout),
+            layout=Layout.load(KEYMAPS / layout).source,
             screen=folder / "screen.txt",
         )
         task = asyncio.create_task(host.run())

@@ -43,6 +43,8 @@ PROGRAMS = (
     "kvmd-install",
 )
 UNITS = ("kvmd-otg.service", "kvmd.service", "kvmd-nginx.service")
+# Where Debian's qemu-system-data (a dependency, see the README) puts PiKVM's layouts.
+KEYMAPS = Path("/usr/share/qemu/keymaps")
 MANIFEST = "usr/share/kvmd/installed.txt"
 STATE = "var/lib/kvmd"
 DEFAULT_ADMIN = ("admin", "admin")
@@ -114,9 +116,15 @@ def _install(args: argparse.Namespace, root: Path) -> None:
         place.copy(
             source / "configs" / "udev" / "99-kvmd.rules", "usr/lib/udev/rules.d/99-kvmd.rules"
         )
-        for folder in ("keymaps", "kvmd/examples"):
-            for path in sorted((source / "configs" / folder).iterdir()):
-                place.copy(path, f"usr/share/kvmd/{Path(folder).name}/{path.name}")
+        for path in sorted((source / "configs/kvmd/examples").iterdir()):
+            place.copy(path, f"usr/share/kvmd/examples/{path.name}")
+        # PiKVM's path to its keyboard layouts, here Debian's qemu-system-data's copies of
+        # them; a folder already there (a PiKVM's, the owner's own) is the owner's.
+        keymaps = root / "usr/share/kvmd/keymaps"
+        if keymaps.is_dir() and not keymaps.is_symlink():
+            print(f"{_PROG}: kept /usr/share/kvmd/keymaps")
+        else:
+            place.link(KEYMAPS, "usr/share/kvmd/keymaps")
         platform = "".join(f"{key}={value}\n" for (key, value) in PLATFORMS[args.board].items())
         place.write(platform.encode(), "usr/lib/kvmd/platform")
         (root / "usr/share/kvmd/extras").mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,14 @@
 """A simulated USB host: the computer on the other end of the gadget's HID devices.
 
 `python -m kvmd.sim.usbhost --keyboard SOCK --mouse SOCK [--mouse-alt SOCK]
-[--layout FILE] [--screen FILE]` listens on unix SEQPACKET sockets, where kvmd's OTG
-backend connects instead of opening /dev/hidgN (SEQPACKET keeps each report a separate
-message, as the gadget does). It decodes keyboard reports into key presses and, through
-the layout, into text; it decodes mouse reports into a pointer position and buttons; it
-answers Caps/Num/Scroll Lock with LED output reports; and it writes what the target's
-screen would show to `--screen`, which the simulated streamer displays.
+[--layout FILE | --xkb LAYOUT[/VARIANT]] [--screen FILE]` listens on unix SEQPACKET
+sockets, where kvmd's OTG backend connects instead of opening /dev/hidgN (SEQPACKET keeps
+each report a separate message, as the gadget does). It decodes keyboard reports into key
+presses and into text, the way a Linux desktop with that XKB layout would (libxkbcommon:
+kvmd/sim/xkb.py; `--layout` takes the XKB layout a PiKVM/QEMU keymap file names); it
+decodes mouse reports into a pointer position and buttons; it answers Caps/Num/Scroll
+Lock with LED output reports; and it writes what the target's screen would show to
+`--screen`, which the simulated streamer displays.
 """
 
 import argparse
@@ -20,14 +22,13 @@ import struct
 from pathlib import Path
 
 from kvmd.plugins.hid.keys import KEYS, LOCK_LEDS
-from kvmd.plugins.hid.layouts import Decoder, Layout
+from kvmd.plugins.hid.layouts import xkb_source
 from kvmd.sim import replace_text, serve_until_signalled
+from kvmd.sim.xkb import XkbDecoder
 
 logger = logging.getLogger("kvmd.sim.usbhost")
 
 KEY_NAMES = {key.usage: key.name for key in KEYS.values()}
-_SHIFT = 0x22
-_ALTGR = 0x40
 _CTRL = 0x11
 # The screen the pointer moves on, in pixels.
 SCREEN = (1920, 1080)
@@ -42,13 +43,15 @@ class UsbHost:
         keyboard: Path,
         mouse: Path,
         mouse_alt: Path | None = None,
-        layout: Layout | None = None,
+        layout: tuple[str, str] | None = None,
         screen: Path | None = None,
     ) -> None:
+        """`layout`: the XKB (layout, variant) the target types with; None reads no text."""
         self._paths = {"keyboard": keyboard, "mouse": mouse}
         if mouse_alt is not None:
             self._paths["mouse_alt"] = mouse_alt
-        self._decoder: Decoder | None = layout.decoder() if layout else None
+        self._decoder: XkbDecoder | None = None
+        self.read_as(layout)
         self._screen = screen
         self.reports: dict[str, collections.deque[bytes]] = {
             name: collections.deque(maxlen=KEEP_REPORTS) for name in self._paths
@@ -66,6 +69,12 @@ class UsbHost:
         self._modifiers = 0
         self._keyboard_conn: socket.socket | None = None
         self._flush: asyncio.TimerHandle | None = None
+
+    def read_as(self, layout: tuple[str, str] | None) -> None:
+        """Switch the target's keyboard layout (between keys: none may be held)."""
+        if self._decoder is not None:
+            self._decoder.close()
+        self._decoder = XkbDecoder(*layout) if layout else None
 
     @property
     def buttons(self) -> int:
@@ -142,6 +151,17 @@ class UsbHost:
             if usage not in self._keys:
                 await self._on_press(KEY_NAMES.get(usage, f"0x{usage:02x}"))
         self._keys = set(keys)
+        if self._decoder is not None:
+            text = self._decoder.feed(report)
+            if not self._modifiers & _CTRL:  # Control chords are commands, not text
+                self._type(text)
+
+    def _type(self, text: str) -> None:
+        for char in text.replace("\r", "\n"):
+            if char == "\b":
+                self.text = self.text[:-1]
+            elif char.isprintable() or char in "\n\t":
+                self.text += char
 
     async def _on_press(self, name: str) -> None:
         self.pressed.append(name)
@@ -154,17 +174,6 @@ class UsbHost:
                         self._keyboard_conn, bytes([self.leds])
                     )
             return
-        if name == "Backspace":
-            self.text = self.text[:-1]
-            return
-        if self._decoder is None or self._modifiers & _CTRL:
-            return
-        self.text += self._decoder.press(
-            name,
-            shift=bool(self._modifiers & _SHIFT),
-            altgr=bool(self._modifiers & _ALTGR),
-            caps=bool(self.leds & LOCK_LEDS["CapsLock"]),
-        )
 
     def _on_mouse(self, name: str, report: bytes) -> None:
         # The first mouse is absolute and the second relative, as kvmd-otg makes them.
@@ -224,7 +233,14 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
 
 
 async def _main(args: argparse.Namespace) -> None:
-    layout = Layout.load(args.layout) if args.layout else None
+    layout: tuple[str, str] | None = None
+    if args.xkb:
+        (name, _, variant) = args.xkb.partition("/")
+        layout = (name, variant)
+    elif args.layout:
+        layout = xkb_source(args.layout.read_text(encoding="utf-8"), args.layout.name)
+        if layout is None:
+            raise SystemExit(f"{args.layout} names no XKB layout in its header: give --xkb")
     host = UsbHost(
         keyboard=args.keyboard,
         mouse=args.mouse,
@@ -240,7 +256,8 @@ def main() -> None:
     parser.add_argument("--keyboard", type=Path, required=True)
     parser.add_argument("--mouse", type=Path, required=True)
     parser.add_argument("--mouse-alt", type=Path, default=None)
-    parser.add_argument("--layout", type=Path, default=None)
+    parser.add_argument("--layout", type=Path, default=None, help="a PiKVM/QEMU keymap file")
+    parser.add_argument("--xkb", default=None, help="an XKB layout[/variant], e.g. de/nodeadkeys")
     parser.add_argument("--screen", type=Path, default=None)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

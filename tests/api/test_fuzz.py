@@ -31,7 +31,7 @@ from kvmd.config.schema import Config
 from kvmd.errors import UnavailableError
 from kvmd.logs import LogRing, setup_logging
 from kvmd.server.expect import unrouted
-from tests.conftest import ADMIN, REPO, config_data, running_app
+from tests.conftest import ADMIN, config_data, running_app
 from tests.fuzzgen import FrameGen, RequestGen, app_routes, seeded
 from tests.fuzzsend import (
     Answer,
@@ -141,7 +141,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     (tmp / "htpasswd").write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
     data = config_data(tmp)
-    data["kvmd"]["hid"] = {"type": "disabled", "keymap": str(REPO / "configs/keymaps/en-us")}
+    data["kvmd"]["hid"] = {"type": "disabled", "keymap": "/usr/share/qemu/keymaps/en-us"}
     data["kvmd"]["gpio"] = {
         "drivers": {"noop": {"type": "noop"}},
         "scheme": {

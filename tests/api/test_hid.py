@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN, sample
-from tests.hidenv import KEYMAPS, QEMU_KEYMAPS, hexes, otg_config, usb_host, wait_until
+from tests.hidenv import KEYMAPS, hexes, otg_config, usb_host, wait_until
 
 RELEASED = "00 00 00 00 00 00 00 00"
 
@@ -55,7 +55,7 @@ async def test_state_has_pikvm_shape_and_outputs(env):
     assert keymaps == {
         "keymaps": {
             "default": "en-us",
-            "available": ["de", "en-gb", "en-us", "es", "fr", "it", "ru"],
+            "available": sorted(path.name for path in KEYMAPS.iterdir()),
         }
     }
 
@@ -184,18 +184,23 @@ def _has_one(host, device):
     return len(host.reports[device]) == 1
 
 
-# Each text uses what its layout types: direct keys, Shift, AltGr and dead keys.
+# Each text uses what its layout types: direct keys, Shift, AltGr and (es) dead keys. de
+# and fr are XKB's "nodeadkeys" variants, as PiKVM's files are.
 GERMAN = (
-    "Größe, Maß & Übermut: 12 Äpfel kosten 3,50 € (inkl. 19% MwSt.) — née à côté? "
-    "^Hallo` {x} [y] <z> |a| \\b @c ~d #e 'f' \"g\" µ²³ séance\n"
+    "Größe, Maß & Übermut: 12 Äpfel kosten 3,50 € (inkl. 19% MwSt.) — ok? "
+    "^Hallo` {x} [y] <z> |a| \\b @c ~d #e 'f' \"g\" µ²³ \u00b4\u00b8\n"
 )
 FRENCH = (
-    "Où êtes-vous ? L'été à Noël, ça coûte 15 € & 20 % de plus ! (ï ë ü) [x] {y} "
+    "Où est-il ? L'été à Noël, ça fait 15 € & 20 % de plus ! [x] {y} "
     "<z> |a| \\b @c #d ~e `f ^g ¨ µ * ² ça ne fait rien.\n"
+)
+SPANISH = (
+    "¿Qué tal, señor Muñoz? ¡Olé! Pingüino, cigüeña; àèìòù âêîôû ç Ç [x] {y} "
+    "<z> |a| \\b @c #d ~e `f ^g ¬ € ª º · ½\n"
 )
 
 
-@pytest.mark.parametrize(("layout", "text"), [("de", GERMAN), ("fr", FRENCH)])
+@pytest.mark.parametrize(("layout", "text"), [("de", GERMAN), ("fr", FRENCH), ("es", SPANISH)])
 async def test_print_1000_characters_arrives_byte_exact(make_client, make_config, layout, text):
     text = "".join(itertools.islice(itertools.cycle(text), 1000))
     async with hid_client(make_client, make_config, layout=layout) as (client, host, _):
@@ -262,7 +267,7 @@ async def test_an_owners_pikvm_keymap_folder_types_german(make_client, make_conf
     folder = tmp_path / "keymaps"
     folder.mkdir()
     for name in ("de", "en-us", "fr"):
-        (folder / name).write_bytes((QEMU_KEYMAPS / name).read_bytes())
+        (folder / name).write_bytes((KEYMAPS / name).read_bytes())
     (folder / "broken").write_text("a 0x1e\nb\n")
     # The host decodes with kvmd's own German; this text has none of the keys where the
     # two differ (PiKVM's de is the variant without dead keys).
@@ -284,8 +289,10 @@ async def test_keymap_folder_lists_user_layouts(make_client, make_config, tmp_pa
     folder = tmp_path / "keymaps"
     folder.mkdir()
     (folder / "en-us").write_text((KEYMAPS / "en-us").read_text())
-    # A user's own layout: Dvorak's top row is enough to type "',."
-    (folder / "dvorak").write_text("Quote U+002F ?\nKeyQ ' \"\nKeyW , <\nKeyE . >\n")
+    # A user's own layout in PiKVM's format: Dvorak's top row is enough to type "',."
+    (folder / "dvorak").write_text(
+        "apostrophe 0x10\nquotedbl 0x10 shift\ncomma 0x11\nless 0x11 shift\nperiod 0x12\n"
+    )
     (folder / "broken").write_text("NotAKey a\n")
     async with hid_client(make_client, make_config, keymap=str(folder / "en-us")) as env:
         (client, host, _) = env

@@ -51,7 +51,20 @@ def _library() -> ctypes.CDLL:
     lib.xkb_keysym_from_name.restype = ctypes.c_uint32
     lib.xkb_keysym_to_utf32.argtypes = [ctypes.c_uint32]
     lib.xkb_keysym_to_utf32.restype = ctypes.c_uint32
+    lib.xkb_utf32_to_keysym.argtypes = [ctypes.c_uint32]
+    lib.xkb_utf32_to_keysym.restype = ctypes.c_uint32
     return lib
+
+
+@functools.cache
+def keysym_number(name: str) -> int:
+    """The X keysym `name` stands for (`a` = 0x61, `U20AC` = 0x10020ac), 0 if unknown."""
+    return int(_library().xkb_keysym_from_name(name.encode("ascii", "replace"), 0))
+
+
+def char_keysym(char: str) -> int:
+    """The keysym of a character (`é` = 0xe9, `€` = 0x20ac's legacy EuroSign)."""
+    return int(_library().xkb_utf32_to_keysym(ord(char)))
 
 
 @functools.cache
@@ -62,11 +75,12 @@ def keysym_char(name: str) -> str | None:
     """
     if name in DEAD_MARKS:
         return DEAD_MARKS[name]
-    lib = _library()
-    keysym = lib.xkb_keysym_from_name(name.encode("ascii", "replace"), 0)
-    if keysym == 0:
-        return None
-    code = lib.xkb_keysym_to_utf32(keysym)
+    return keysym_text(keysym_number(name))
+
+
+def keysym_text(keysym: int) -> str | None:
+    """The character keysym number `keysym` types, or None (0, Shift_L, F1, dead keys...)."""
+    code = _library().xkb_keysym_to_utf32(keysym) if keysym else 0
     if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
         return None
     return chr(code)

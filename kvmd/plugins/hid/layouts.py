@@ -1,31 +1,32 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Keyboard layouts: text to key strokes for `/api/hid/print`, and strokes back to text.
+"""Keyboard layouts: text to key strokes for `/api/hid/print`, keysyms to keys for VNC.
 
-Two file formats load into the same table. PiKVM's and QEMU's keymaps (Debian's
-`qemu-system-data` has them in /usr/share/qemu/keymaps) list per keysym the key (a PC
-scancode) and the modifiers that type it; kvmd's own files in `configs/keymaps/` list,
-per physical key, what it types plain, with Shift, with AltGr and with both.
-Characters a layout has no key for are composed with its dead keys where Unicode says
-how (`é` = dead acute, `e`); whatever is left is reported to the caller, never dropped
-silently. The same table decodes strokes, which is how the simulated USB host reads what
-was typed.
+A layout is a PiKVM/QEMU keymap file, read as it is: per X keysym, the key (a PC
+scancode) and the modifiers that type it. PiKVM installs 36 of them in
+/usr/share/kvmd/keymaps, Debian's `qemu-system-data` 34 in /usr/share/qemu/keymaps.
+qemu-keymap generated them years ago from xkb-data; the few entries xkb-data has moved
+since are not used (`stale.py`). Characters a layout has no key for are composed with its
+dead keys where Unicode says how (`é` = dead acute, `e`); whatever is left is reported to
+the caller, never dropped silently.
 """
 
 import dataclasses
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
-from kvmd.plugins.hid.keys import KEYS, KEYS_BY_EVDEV
-from kvmd.plugins.hid.keysyms import DEAD_MARKS, KeysymError, keysym_char
+from kvmd.plugins.hid.keys import KEYS_BY_EVDEV
+from kvmd.plugins.hid.keysyms import KeysymError, char_keysym, keysym_char, keysym_number
+from kvmd.plugins.hid.stale import STALE
 
-# What a dead key types when followed by Space: the accent on its own.
+# What a dead key types when followed by Space: the accent on its own. Not the acute and
+# the diaeresis: X11 types ' and " there (and the accent for the dead key twice), Windows
+# the accent, so no one sequence is right on every target.
 SPACING = {
     "\u0300": "`",
-    "\u0301": "\u00b4",
     "\u0302": "^",
     "\u0303": "~",
-    "\u0308": "\u00a8",
     "\u030a": "\u00b0",
     "\u030c": "\u02c7",
     "\u0327": "\u00b8",
@@ -53,6 +54,9 @@ FOLDS = {
 # Keys that type the same thing on every layout.
 _COMMON = {"Space": " ", "Enter": "\n", "Tab": "\t"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HEADER = re.compile(r"^#\s+(layout|variant)\s*:\s*(\S+)\s*$")
+# The two hand-written files (rdesktop's) have no header naming their XKB layout.
+_OLD_SOURCES = {"sl": ("si", ""), "sv": ("se", "")}
 
 
 class LayoutError(ValueError):
@@ -65,6 +69,21 @@ class Stroke:
     shift: bool = False
     altgr: bool = False
 
+    @property
+    def level(self) -> int:
+        return self.shift + 2 * self.altgr
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of a keymap file: this keysym (typing `char`, or "") comes from `stroke`."""
+
+    keysym: int
+    char: str
+    stroke: Stroke
+    # keysym name, scancode, level: how `stale.py` names the entry.
+    label: str
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Plan:
@@ -74,16 +93,27 @@ class Plan:
 
 
 class Layout:
-    def __init__(self, name: str, levels: dict[tuple[str, int], str]) -> None:
+    def __init__(self, name: str, entries: list[Entry], source: tuple[str, str] | None) -> None:
+        """`entries` in the file's order."""
         self.name = name
-        # (key, level) -> a character, or a combining mark for a dead key.
-        self._levels = levels
+        # The XKB (layout, variant) the file was generated from, if it says.
+        self.source = source
+        self._keysyms: dict[int, list[Stroke]] = {}
+        self._levels: dict[tuple[str, int], str] = {}
+        for entry in entries:
+            strokes = self._keysyms.setdefault(entry.keysym, [])
+            if all(known.level != entry.stroke.level for known in strokes):
+                strokes.append(entry.stroke)  # per modifier level, the first key listed wins
+            if entry.char:
+                self._levels.setdefault((entry.stroke.key, entry.stroke.level), entry.char)
         self._chars: dict[str, Stroke] = {}
         self._dead: dict[str, Stroke] = {}
-        for (key, level), item in sorted(levels.items(), key=lambda item: item[0][1]):
+        levels = [(key, level, char) for (key, level), char in self._levels.items()]
+        levels += [(key, 0, char) for (key, char) in _COMMON.items()]
+        for key, level, char in sorted(levels, key=lambda item: item[1]):
             stroke = Stroke(key, shift=bool(level & 1), altgr=bool(level & 2))
-            table = self._dead if _is_mark(item) else self._chars
-            table.setdefault(item, stroke)  # the lowest level wins: fewer modifiers
+            table = self._dead if _is_mark(char) else self._chars
+            table.setdefault(char, stroke)  # the lowest level wins: fewer modifiers
 
     @classmethod
     def load(cls, path: Path) -> "Layout":
@@ -95,23 +125,10 @@ class Layout:
 
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
-        if _is_qemu(text):
-            try:
-                return cls(name, _parse_qemu(text, name))
-            except KeysymError as exc:  # no libxkbcommon: no keysym names to read
-                raise LayoutError(f"{name}: {exc}") from None
-        levels = {(key, 0): char for (key, char) in _COMMON.items()}
-        for number, line in enumerate(text.splitlines(), 1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            (key, items) = (fields[0], fields[1:])
-            if key not in KEYS or not 1 <= len(items) <= 4:
-                raise LayoutError(f"{name}:{number}: expected a key name and 1..4 levels")
-            for level, item in enumerate(items):
-                if item != "-":
-                    levels[(key, level)] = _parse_token(item, f"{name}:{number}")
-        return cls(name, levels)
+        source = xkb_source(text, name)
+        stale = STALE.get(source, frozenset()) if source else frozenset()
+        entries = [entry for entry in parse_entries(text, name) if entry.label not in stale]
+        return cls(name, entries, source)
 
     def plan(self, text: str) -> Plan:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -125,6 +142,19 @@ class Layout:
                 strokes.extend(found)
         return Plan(strokes=strokes, skipped="".join(skipped))
 
+    def keysym(self, keysym: int) -> list[Stroke]:
+        """The keys that type X keysym `keysym`, fewest modifiers first (for VNC clients)."""
+        return sorted(self._keysyms.get(keysym, []), key=lambda stroke: stroke.level)
+
+    def legend(self) -> dict[str, list[str]]:
+        """What each key types plain, with Shift, AltGr and both; a dead key as its accent."""
+        legend: dict[str, list[str]] = {}
+        for (key, level), char in self._levels.items():
+            # A dead key shows its accent alone, or on ◌ (the dotted circle).
+            shown = SPACING.get(char, "\u25cc" + char) if _is_mark(char) else char
+            legend.setdefault(key, ["", "", "", ""])[level] = shown
+        return legend
+
     def _strokes(self, char: str, *, fold: bool = True) -> list[Stroke] | None:
         if char in self._chars:
             return [self._chars[char]]
@@ -132,11 +162,18 @@ class Layout:
             if char == spacing and mark in self._dead:
                 return [self._dead[mark], self._chars[" "]]
         decomposed = unicodedata.normalize("NFD", char)
-        if len(decomposed) == 2 and decomposed[0] in self._chars and decomposed[1] in self._dead:
+        if (
+            len(decomposed) == 2
+            and decomposed[0] in self._chars
+            and decomposed[1] in self._dead
+            # Dead keys accent letters; an accented symbol (῭ = ¨ + `) has no sequence.
+            and unicodedata.category(decomposed[0]).startswith("L")
+        ):
             return [self._dead[decomposed[1]], self._chars[decomposed[0]]]
-        if fold and char in FOLDS:
+        folded = FOLDS.get(char) or _shaped_letters(char)
+        if fold and folded:
             strokes: list[Stroke] = []
-            for part in FOLDS[char]:
+            for part in folded:
                 found = self._strokes(part, fold=False)
                 if found is None:
                     return None
@@ -144,51 +181,34 @@ class Layout:
             return strokes
         return None
 
-    def decoder(self) -> "Decoder":
-        return Decoder(self._levels)
+
+def _is_mark(char: str) -> bool:
+    return unicodedata.combining(char) != 0
 
 
-class Decoder:
-    """Key presses (with Shift/AltGr/Caps Lock state) back to text, dead keys included."""
-
-    def __init__(self, levels: dict[tuple[str, int], str]) -> None:
-        self._levels = levels
-        self._mark = ""
-
-    def press(self, key: str, *, shift: bool, altgr: bool, caps: bool = False) -> str:
-        item = self._levels.get((key, shift + 2 * altgr))
-        if item is None:
-            return ""
-        if _is_mark(item):
-            # A second dead key gives up the first one, typed on its own.
-            (pending, self._mark) = (SPACING.get(self._mark, ""), item)
-            return pending
-        if caps and item.isalpha() and len(item.swapcase()) == 1:
-            item = item.swapcase()
-        if not self._mark:
-            return item
-        (mark, self._mark) = (self._mark, "")
-        if item == " ":
-            return SPACING[mark]
-        composed = unicodedata.normalize("NFC", item + mark)
-        return composed if len(composed) == 1 else SPACING[mark] + item
+def _shaped_letters(char: str) -> str:
+    """The letters of a presentation form (lam-alef: lam, alef); shaping is the renderer's."""
+    if len(char) != 1:
+        return ""
+    tag = unicodedata.decomposition(char).split(" ", 1)[0]
+    if tag in ("<isolated>", "<initial>", "<medial>", "<final>"):
+        return unicodedata.normalize("NFKC", char)
+    return ""
 
 
-def _is_mark(item: str) -> bool:
-    return unicodedata.combining(item) != 0
-
-
-def _parse_token(item: str, where: str) -> str:
-    if item in DEAD_MARKS:
-        return DEAD_MARKS[item]
-    if item.startswith("U+") and len(item) > 2:
-        try:
-            return chr(int(item[2:], 16))
-        except ValueError:
-            pass
-    elif len(item) == 1 and not _is_mark(item):
-        return item
-    raise LayoutError(f"{where}: bad level {item!r}")
+def xkb_source(text: str, name: str) -> tuple[str, str] | None:
+    """The XKB (layout, variant) a keymap file was generated from, as its header says."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            break
+        match = _HEADER.match(line)
+        if match:
+            found.setdefault(match.group(1), match.group(2))
+    if "layout" not in found:
+        return _OLD_SOURCES.get(name)
+    variant = found.get("variant", "-")
+    return (found["layout"], "" if variant == "-" else variant)
 
 
 # PC/XT scan codes (set 1) of the keys whose Linux evdev code differs from the code; up to
@@ -201,18 +221,9 @@ _SCANCODES = {
     0xE052: 110, 0xE053: 111, 0xE05B: 125, 0xE05C: 126, 0xE05D: 127,
 }  # fmt: skip
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]+$")
-# Flags of a qemu keymap line that say nothing about printing (rdesktop's heritage).
+_FLAGS = frozenset({"shift", "altgr", "ctrl", "addupper", "numlock"})
+# Flags of a line that say nothing about typing (rdesktop's heritage).
 _IGNORED_FLAGS = frozenset({"localstate", "inhibit"})
-
-
-def _is_qemu(text: str) -> bool:
-    for line in text.splitlines():
-        fields = line.split()
-        if fields and not fields[0].startswith("#"):
-            return fields[0] in ("map", "include") or (
-                len(fields) > 1 and bool(_HEX.match(fields[1]))
-            )
-    return False
 
 
 def _scancode_key(code: int) -> str | None:
@@ -223,9 +234,15 @@ def _scancode_key(code: int) -> str | None:
     return key.name if key is not None else None
 
 
-def _parse_qemu(text: str, name: str) -> dict[tuple[str, int], str]:
-    """PiKVM's/QEMU's keymap: `<keysym> <scancode> [shift] [altgr] [addupper] ...` lines."""
-    levels = {(key, 0): char for (key, char) in _COMMON.items()}
+def parse_entries(text: str, name: str) -> list[Entry]:
+    """`<keysym> <scancode> [shift] [altgr] [addupper] ...` lines, in the file's order."""
+    try:
+        return list(_entries(text, name))
+    except KeysymError as exc:  # no libxkbcommon: no keysym names to read
+        raise LayoutError(f"{name}: {exc}") from None
+
+
+def _entries(text: str, name: str) -> Iterator[Entry]:
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#") or fields[0] in ("map", "include"):
@@ -233,23 +250,29 @@ def _parse_qemu(text: str, name: str) -> dict[tuple[str, int], str]:
         where = f"{name}:{number}"
         if len(fields) < 2 or not _HEX.match(fields[1]):
             raise LayoutError(f"{where}: expected a keysym name and a hex scancode")
-        (keysym, code, flags) = (fields[0], int(fields[1], 16), set(fields[2:]))
-        unknown = flags - {"shift", "altgr", "ctrl", "addupper", "numlock"} - _IGNORED_FLAGS
+        (keysym_name, code, flags) = (fields[0], int(fields[1], 16), set(fields[2:]))
+        unknown = flags - _FLAGS - _IGNORED_FLAGS
         if unknown:
             raise LayoutError(f"{where}: unknown flag {sorted(unknown)[0]!r}")
         key = _scancode_key(code)
-        char = keysym_char(keysym)
-        # Keypad keys and Control chords type nothing a text needs; the number row does.
-        if key is None or char is None or "ctrl" in flags or key.startswith("Numpad"):
+        keysym = keysym_number(keysym_name)
+        if key is None or keysym == 0 or "ctrl" in flags:
             continue
-        if not (char.isprintable() or _is_mark(char)):
-            continue
-        level = ("shift" in flags) + 2 * ("altgr" in flags)
-        levels.setdefault((key, level), char)
+        stroke = Stroke(key, shift="shift" in flags, altgr="altgr" in flags)
+        char = keysym_char(keysym_name) or ""
+        # The keypad types digits only with Num Lock, which text typing does not assume.
+        # A shaped form (Arabic's lam-alef key) types its letters, not itself.
+        if (
+            key.startswith("Numpad")
+            or not (char.isprintable() or _is_mark(char))
+            or _shaped_letters(char)
+        ):
+            char = ""
+        yield Entry(keysym, char, stroke, f"{keysym_name} {code:#04x} {stroke.level}")
         upper = char.upper()
         if "addupper" in flags and len(upper) == 1 and upper != char:
-            levels.setdefault((key, level | 1), upper)
-    return levels
+            shifted = Stroke(key, shift=True, altgr=stroke.altgr)
+            yield Entry(char_keysym(upper), upper, shifted, f"{upper} {code:#04x} {shifted.level}")
 
 
 def layout_path(folder: Path, name: str) -> Path:

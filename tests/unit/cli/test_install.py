@@ -70,7 +70,6 @@ def test_install_places_units_configs_user_and_first_admin(root):
         "usr/lib/tmpfiles.d/kvmd.conf": "systemd/kvmd.tmpfiles",
         "usr/lib/modules-load.d/kvmd.conf": "systemd/kvmd.modules",
         "usr/lib/udev/rules.d/99-kvmd.rules": "configs/udev/99-kvmd.rules",
-        "usr/share/kvmd/keymaps/en-us": "configs/keymaps/en-us",
         "usr/share/kvmd/examples/gpio-relays.yaml": "configs/kvmd/examples/gpio-relays.yaml",
         "etc/kvmd/main.yaml": "configs/kvmd/boards/rpi4-csi.yaml",
         "etc/kvmd/override.yaml": "configs/kvmd/override.yaml",
@@ -86,6 +85,8 @@ def test_install_places_units_configs_user_and_first_admin(root):
     )
     for name in PROGRAMS:
         assert (root / "usr/bin" / name).readlink() == Path("/opt/kvmd/bin") / name
+    # PiKVM's keymap path leads to Debian's copies of PiKVM's layouts.
+    assert (root / "usr/share/kvmd/keymaps").readlink() == Path("/usr/share/qemu/keymaps")
 
     # The user, its groups, and nginx's way to kvmd's sockets.
     users = ids(root, "passwd")

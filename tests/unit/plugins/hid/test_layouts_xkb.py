@@ -1,14 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-# ruff: noqa: E501, RUF001 -- the known mismatches are characters, one layout per entry
-"""Typing per layout, checked by an independent reader: libxkbcommon (tests/xkb.py).
+"""Typing per layout, checked by an independent reader: libxkbcommon (kvmd/sim/xkb.py).
 
 For every PiKVM/QEMU keymap file: every character kvmd's layout has a key for, and every
 accented character and spacing accent it composes with a dead key, is planned, turned
 into the boot keyboard reports the OTG backend writes (the same Shift/AltGr handling as
 BaseHid.type_strokes, the same report encoder), and decoded with the XKB layout and
 variant the file was generated from, dead keys through X11's en_US.UTF-8 Compose table.
-What XKB reads must be what was typed, except for the known mismatches below: each is a
-bug (of the file, or of kvmd's use of it) to fix, pinned here so none goes unnoticed.
+What XKB reads must be what was typed. The entries of the files that xkb-data has moved
+since they were generated (kvmd/plugins/hid/stale.py) must be exactly those XKB disagrees
+with.
 """
 
 import unicodedata
@@ -17,154 +17,16 @@ from pathlib import Path
 import pytest
 
 from kvmd.plugins.hid.keys import KEYS
-from kvmd.plugins.hid.layouts import SPACING, Layout, Stroke
+from kvmd.plugins.hid.keysyms import keysym_text
+from kvmd.plugins.hid.layouts import SPACING, Layout, Stroke, parse_entries, xkb_source
 from kvmd.plugins.hid.reports import KeyboardReports
-from tests.xkb import XkbDecoder, xkb_names
+from kvmd.plugins.hid.stale import STALE
+from kvmd.sim.xkb import XkbDecoder
 
 QEMU = Path("/usr/share/qemu/keymaps")
 NAMES = sorted(path.name for path in QEMU.iterdir()) if QEMU.is_dir() else []
 _SHIFT = KEYS["ShiftLeft"]
 _ALTGR = KEYS["AltRight"]
-
-# Layout -> (characters XKB reads differently, why). Everything else must round-trip.
-KNOWN_MISMATCHES: dict[str, tuple[str, str]] = {
-    "ar": (
-        "ﻵﻷﻹﻻ",
-        "lam-alef ligatures (U+FEF5..FEFB) are one keysym in the file; XKB types two characters (ل + alef)",
-    ),
-    "bepo": (
-        "$`a{}£§«°±µº»¼½¾ÀÆÇÈÉÌÒÙæìòùŒœ€¨",
-        "the file disagrees with xkb-data 2.35.1's fr(dvorak) on many AltGr levels and its dead keys",
-    ),
-    "cz": (
-        "‘’´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "da": (
-        "Łł‘’“”´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "de": (
-        "Łł",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─)",
-    ),
-    "de-ch": (
-        "Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "en-gb": (
-        "§Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "en-us": (
-        "¦",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout",
-    ),
-    "es": (
-        "§Łł‘’“”─´ÃẼĨÕŨṼỸãẽĩõũṽỹ¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨); dead tilde is on AltGr+4 in xkb-data, AltGr+Equal is dead ogonek/cedilla",
-    ),
-    "et": (
-        "|¦",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout",
-    ),
-    "fi": (
-        "´¨",
-        "´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "fo": (
-        "Łł‘’“”´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "fr": (
-        "‘’“”─",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─)",
-    ),
-    "fr-be": (
-        "Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "fr-ca": (
-        "´¨",
-        "´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "fr-ch": (
-        "Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "hr": (
-        "“῭΅´",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); dead grave/acute + ¨ (῭ ΅) have no Compose sequence; ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "hu": (
-        "‘’῭΅",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); dead grave/acute + ¨ (῭ ΅) have no Compose sequence",
-    ),
-    "is": (
-        "§Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "it": (
-        "Łł´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "ja": (
-        "¦",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout",
-    ),
-    "lt": (
-        "§Łł‘’”─¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "lv": (
-        "─",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─)",
-    ),
-    "mk": (
-        "|¦",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout",
-    ),
-    "nl": (
-        "Łł´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "no": (
-        "Łł‘’“”´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "pl": (
-        "´¨↚↛↮≉",
-        "´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨); dead stroke + arrow/≈ (↚ ↛ ↮ ≉) have no Compose sequence",
-    ),
-    "pt": (
-        "Łł‘’“”─´¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "pt-br": (
-        "‘’“”€─῭΅",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─) (€ on AltGr+E gone); dead grave/acute + ¨ (῭ ΅) have no Compose sequence",
-    ),
-    "ru": (
-        "¦₽",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout; ₽ on AltGr+8 is not in xkb-data 2.35.1's ru",
-    ),
-    "sl": (
-        "YZ^`yz~«¬°·»ÐßðŁ─ÀÈÌǸÒÙẀỲàèìǹòùẁỳ῭ῺÝŹýź΅´ÂĈÊĜĤÎĴÔŜÛŴŶẐâĉêĝĥîĵôŝûŵŷẑÃẼĨÑÕŨṼỸãẽĩñõũṽỹȲȳẎŻẏżŸÿÅŮåůẘẙẠḄḌẸḤỊḲḶṂṆỌṚṢṬỤṾẈỴẒạḅḍẹḥịḳḷṃṇọṛṣṭụṿẉỵẓÇḐȨĢḨĶĻŅŖŞŢçḑȩģḩķļņŗşţ",
-        "old hand-written file, not XKB si: Y/Z swapped (QWERTY), AltGr row and dead keys differ",
-    ),
-    "sv": (
-        "`´¨",
-        "old hand-written file: ` ´ are dead keys in XKB se (no Space after them); ¨: ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-    "th": (
-        "|¦",
-        "¦ | on AltGr(+Shift)+IntlBackslash: xkb-data 2.35.1 has no AltGr level there for this layout",
-    ),
-    "tr": (
-        "§‘’“”¨",
-        "the file predates xkb-data 2.35.1: AltGr levels moved (ł Ł on AltGr+W, ‘ ’ “ ” on AltGr+Shift+V/B/N, § ─); ´¨ are dead acute/diaeresis + Space, which X11's Compose reads as ' and \" (kvmd's SPACING assumes ´ ¨)",
-    ),
-}
 
 
 def reports(strokes: list[Stroke]) -> list[bytes]:
@@ -205,9 +67,9 @@ def typeable(layout: Layout) -> str:
 
 def check(name: str) -> tuple[str, str, str, str]:
     """(XKB names, typed, skipped, mismatched) of one layout, one character at a time."""
-    path = QEMU / name
-    layout = Layout.load(path)
-    (xkb_layout, variant) = xkb_names(path)
+    layout = Layout.load(QEMU / name)
+    assert layout.source is not None, name
+    (xkb_layout, variant) = layout.source
     (typed, skipped, mismatched) = ("", "", "")
     with XkbDecoder(xkb_layout, variant) as decoder:
         for char in typeable(layout):
@@ -230,9 +92,8 @@ def test_the_xkb_reader_reads_german_and_its_dead_keys():
         keys = [Stroke("KeyQ", altgr=True), Stroke("KeyZ", shift=True), Stroke("KeyY")]
         keys += [Stroke("Equal"), Stroke("KeyE"), Stroke("Equal"), Stroke("Space")]
         assert decoder.feed_all(reports(keys)) == "@Yzé'"
-    assert xkb_names(QEMU / "de") == ("de", "nodeadkeys")
-    assert xkb_names(QEMU / "fr-ca") == ("ca", "fr")
-    assert xkb_names(QEMU / "sv") == ("se", "")
+    sources = {name: Layout.load(QEMU / name).source for name in ("de", "fr-ca", "sv")}
+    assert sources == {"de": ("de", "nodeadkeys"), "fr-ca": ("ca", "fr"), "sv": ("se", "")}
 
 
 @pytest.mark.skipif(not NAMES, reason="qemu-system-data is not installed")
@@ -245,7 +106,35 @@ def test_every_layout_types_what_xkb_reads(capsys):
                 f"{name:8} {xkb:12} {len(typed):5} {len(skipped):7} {len(mismatched):10}"
                 + (f"  {mismatched}" if mismatched else "")
             )
-    found = {name: mismatched for (name, _, typed, _, mismatched) in rows if mismatched}
-    assert found == {name: chars for (name, (chars, _)) in KNOWN_MISMATCHES.items()}
+    assert {name: mismatched for (name, _, _, _, mismatched) in rows if mismatched} == {}
     for name, _, typed, _, _ in rows:
-        assert len(typed) >= 80, name
+        assert len(typed) >= 75, name
+
+
+def moved(path: Path) -> list[str]:
+    """The entries of a file (that type a character) which XKB types differently now."""
+    text = path.read_text(encoding="utf-8")
+    source = xkb_source(text, path.name)
+    assert source is not None, path
+    found: list[str] = []
+    with XkbDecoder(*source) as decoder:
+        for entry in parse_entries(text, path.name):
+            if not entry.char:
+                continue
+            stroke = entry.stroke
+            got = decoder.keysym(KEYS[stroke.key], shift=stroke.shift, altgr=stroke.altgr)
+            # EuroSign and U20AC are two keysyms of one character.
+            if got != entry.keysym and keysym_text(got) != entry.char:
+                found.append(entry.label)
+    return found
+
+
+@pytest.mark.skipif(not NAMES, reason="qemu-system-data is not installed")
+def test_the_stale_entries_are_exactly_what_xkb_data_moved():
+    found = {}
+    for name in NAMES:
+        source = xkb_source((QEMU / name).read_text(encoding="utf-8"), name)
+        entries = moved(QEMU / name)
+        if entries:
+            found[source] = frozenset(entries)
+    assert found == STALE

@@ -1,26 +1,20 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""An independent reader of typed text: boot keyboard reports through libxkbcommon.
+"""The simulated host's keyboard: boot keyboard reports to text through libxkbcommon.
 
-kvmd's own decoder (layouts.Decoder) reads strokes with the same table the planner types
-them with, so it can't catch a wrong table. This one knows nothing of kvmd's layouts: it
-compiles the XKB keymap a PiKVM/QEMU keymap file was generated from (xkb-data) and
-replays the reports through an xkb_state, dead keys through the X11 Compose table of
-en_US.UTF-8 (libx11-data), as a Linux desktop on the target would.
+It knows nothing of kvmd's layouts, so it checks them: it compiles the XKB keymap a
+PiKVM/QEMU keymap file was generated from (xkb-data) and replays the reports through an
+xkb_state, dead keys through the X11 Compose table of en_US.UTF-8 (libx11-data), as a
+Linux desktop on the target would.
 """
 
 import ctypes
 import ctypes.util
 import functools
-import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kvmd.plugins.hid.keys import KEYS, Key
 
-# The two hand-written files of qemu-system-data have no header naming their XKB layout.
-_OLD_NAMES = {"sl": ("si", ""), "sv": ("se", "")}
-_HEADER = re.compile(r"^#\s+(layout|variant)\s*:\s*(\S+)\s*$")
 _KEY_DOWN = 1
 _KEY_UP = 0
 # enum xkb_compose_status
@@ -82,21 +76,6 @@ def _library() -> ctypes.CDLL:
     _fn(lib, "xkb_compose_state_get_status", ctypes.c_int, ptr)
     _fn(lib, "xkb_compose_state_get_utf8", ctypes.c_int, ptr, ctypes.c_char_p, ctypes.c_size_t)
     return lib
-
-
-def xkb_names(path: Path) -> tuple[str, str]:
-    """The XKB (layout, variant) a PiKVM/QEMU keymap file was generated from."""
-    if path.name in _OLD_NAMES:
-        return _OLD_NAMES[path.name]
-    found: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = _HEADER.match(line)
-        if match:
-            found.setdefault(match.group(1), match.group(2))
-    if "layout" not in found:
-        raise ValueError(f"{path}: no `# layout :` header")
-    variant = found.get("variant", "-")
-    return (found["layout"], "" if variant == "-" else variant)
 
 
 class XkbDecoder:
@@ -163,6 +142,18 @@ class XkbDecoder:
                 text += self._type(key)
                 self._update(key, _KEY_DOWN)
         return text
+
+    def keysym(self, key: Key, *, shift: bool = False, altgr: bool = False) -> int:
+        """The keysym `key` gives with these modifiers and no other key down."""
+        lib = self._lib
+        state = lib.xkb_state_new(self._keymap)
+        try:
+            for held, modifier in ((shift, KEYS["ShiftLeft"]), (altgr, KEYS["AltRight"])):
+                if held:
+                    lib.xkb_state_update_key(state, modifier.evdev + 8, _KEY_DOWN)
+            return int(lib.xkb_state_key_get_one_sym(state, key.evdev + 8))
+        finally:
+            lib.xkb_state_unref(state)
 
     def reset(self) -> None:
         """Forget a pending dead key (all keys must be up)."""
