@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from kvmd.plugins.hid.layouts import Layout
+from kvmd.plugins.hid.keys import KEYS
+from kvmd.plugins.hid.layouts import Layout, Stroke
+from kvmd.plugins.hid.reports import KeyboardReports
 from kvmd.sim.usbhost import UsbHost
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,3 +67,26 @@ async def wait_until(host: UsbHost, check: Callable[[], bool], timeout: float = 
 
 def hexes(reports: Any) -> list[str]:
     return [bytes(r).hex(" ") for r in reports]
+
+
+def stroke_reports(strokes: list[Stroke]) -> list[bytes]:
+    """The keyboard reports BaseHid.type_strokes has the OTG backend write for `strokes`."""
+    keyboard = KeyboardReports()
+    (shift_key, altgr_key) = (KEYS["ShiftLeft"], KEYS["AltRight"])
+    out: list[bytes] = []
+    (shift, altgr) = (False, False)
+    for stroke in strokes:
+        if stroke.shift != shift:
+            shift = stroke.shift
+            out += keyboard.press(shift_key) if shift else keyboard.release(shift_key)
+        if stroke.altgr != altgr:
+            altgr = stroke.altgr
+            out += keyboard.press(altgr_key) if altgr else keyboard.release(altgr_key)
+        key = KEYS[stroke.key]
+        out += keyboard.press(key)
+        out += keyboard.release(key)
+    if shift:
+        out += keyboard.release(shift_key)
+    if altgr:
+        out += keyboard.release(altgr_key)
+    return out

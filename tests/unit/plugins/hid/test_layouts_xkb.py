@@ -19,36 +19,12 @@ import pytest
 from kvmd.plugins.hid.keys import KEYS
 from kvmd.plugins.hid.keysyms import keysym_text
 from kvmd.plugins.hid.layouts import SPACING, Layout, Stroke, parse_entries, xkb_source
-from kvmd.plugins.hid.reports import KeyboardReports
 from kvmd.plugins.hid.stale import STALE
 from kvmd.sim.xkb import XkbDecoder
+from tests.hidenv import stroke_reports
 
 QEMU = Path("/usr/share/qemu/keymaps")
 NAMES = sorted(path.name for path in QEMU.iterdir()) if QEMU.is_dir() else []
-_SHIFT = KEYS["ShiftLeft"]
-_ALTGR = KEYS["AltRight"]
-
-
-def reports(strokes: list[Stroke]) -> list[bytes]:
-    """The keyboard reports BaseHid.type_strokes has the OTG backend write."""
-    keyboard = KeyboardReports()
-    out: list[bytes] = []
-    (shift, altgr) = (False, False)
-    for stroke in strokes:
-        if stroke.shift != shift:
-            shift = stroke.shift
-            out += keyboard.press(_SHIFT) if shift else keyboard.release(_SHIFT)
-        if stroke.altgr != altgr:
-            altgr = stroke.altgr
-            out += keyboard.press(_ALTGR) if altgr else keyboard.release(_ALTGR)
-        key = KEYS[stroke.key]
-        out += keyboard.press(key)
-        out += keyboard.release(key)
-    if shift:
-        out += keyboard.release(_SHIFT)
-    if altgr:
-        out += keyboard.release(_ALTGR)
-    return out
 
 
 def typeable(layout: Layout) -> str:
@@ -78,7 +54,7 @@ def check(name: str) -> tuple[str, str, str, str]:
                 skipped += char
                 continue
             # Return's keysym reads as CR; kvmd types "\n" with it, as a user would.
-            got = decoder.feed_all(reports(plan.strokes)).replace("\r", "\n")
+            got = decoder.feed_all(stroke_reports(plan.strokes)).replace("\r", "\n")
             decoder.reset()  # a dead key XKB left pending must not spill into the next one
             typed += char
             if got != char:
@@ -91,7 +67,7 @@ def test_the_xkb_reader_reads_german_and_its_dead_keys():
         # AltGr+Q, Shift+Z (the key, QWERTZ), Y, dead acute + e, dead acute + space.
         keys = [Stroke("KeyQ", altgr=True), Stroke("KeyZ", shift=True), Stroke("KeyY")]
         keys += [Stroke("Equal"), Stroke("KeyE"), Stroke("Equal"), Stroke("Space")]
-        assert decoder.feed_all(reports(keys)) == "@Yzé'"
+        assert decoder.feed_all(stroke_reports(keys)) == "@Yzé'"
     sources = {name: Layout.load(QEMU / name).source for name in ("de", "fr-ca", "sv")}
     assert sources == {"de": ("de", "nodeadkeys"), "fr-ca": ("ca", "fr"), "sv": ("se", "")}
 
