@@ -11,6 +11,7 @@ the caller, never dropped silently.
 """
 
 import dataclasses
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -117,11 +118,12 @@ class Layout:
 
     @classmethod
     def load(cls, path: Path) -> "Layout":
+        """The layout in file `path`, read again only when the file changed."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            stat = path.stat()
+        except OSError as exc:
             raise LayoutError(f"can't read layout {path}: {exc}") from None
-        return cls.parse(text, path.name)
+        return _load(path, stat.st_mtime_ns, stat.st_size)
 
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
@@ -180,6 +182,16 @@ class Layout:
                 strokes.extend(found)
             return strokes
         return None
+
+
+@functools.lru_cache(maxsize=16)
+def _load(path: Path, mtime: int, size: int) -> Layout:
+    del mtime, size  # the cache's key: a changed file is read again
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LayoutError(f"can't read layout {path}: {exc}") from None
+    return Layout.parse(text, path.name)
 
 
 def _is_mark(char: str) -> bool:

@@ -138,3 +138,65 @@ def test_without_libxkbcommon_a_qemu_keymap_is_a_layout_error(monkeypatch) -> No
     finally:
         keysyms._library.cache_clear()
         keysyms.keysym_char.cache_clear()
+
+
+# X keysyms of the keys every layout lists, some in QEMU's E0 spelling (0x80 | code).
+EXTENDED = {
+    0xFF52: "ArrowUp",  # Up 0xc8
+    0xFF63: "Insert",  # 0xd2
+    0xFF50: "Home",  # 0xc7
+    0xFF8D: "NumpadEnter",  # KP_Enter 0x9c
+    0xFF95: "Numpad7",  # KP_Home 0x47
+    0xFFB7: "Numpad7",  # KP_7 0x47 numlock
+    0xFFEB: "MetaLeft",  # Super_L 0xdb
+    0xFF67: "ContextMenu",  # Menu 0xdd
+    0xFE03: "AltRight",  # ISO_Level3_Shift 0xb8: AltGr
+    0xFF0D: "Enter",
+}
+
+
+def test_extended_keys_by_keysym_in_every_layout(qemu: Path) -> None:
+    for name in NAMES:
+        layout = Layout.load(qemu / name)
+        keys = {keysym: [s.key for s in layout.keysym(keysym)][:1] for keysym in EXTENDED}
+        assert keys == {keysym: [key] for keysym, key in EXTENDED.items()}, name
+
+
+def test_keysyms_to_keys_for_vnc(qemu: Path) -> None:
+    german = Layout.load(qemu / "de")
+    assert german.keysym(0x40) == [Stroke("KeyQ", altgr=True)]  # at
+    assert german.keysym(0x7A) == [Stroke("KeyY")]  # z
+    assert german.keysym(0x5A) == [Stroke("KeyY", shift=True)]  # Z
+    assert german.keysym(0x20AC) == [Stroke("KeyE", altgr=True)]  # EuroSign
+    assert german.keysym(0x10020AC) == []  # U20AC is not what the file names
+    # ł moved from AltGr+W to AltGr+L in xkb-data (stale.py): only L is offered.
+    assert german.keysym(0x1B3) == [Stroke("KeyL", altgr=True)]
+    assert german.legend()["KeyQ"] == ["q", "Q", "@", "\u03a9"]
+    assert german.legend()["Digit2"][:2] == ["2", '"']
+
+
+def test_legend_shows_dead_keys_as_their_accent(qemu: Path) -> None:
+    spanish = Layout.load(qemu / "es")
+    # es: dead acute and diaeresis on the key right of Ñ; dead grave and ^ left of Enter.
+    assert spanish.legend()["Quote"][:2] == ["\u25cc\u0301", "\u25cc\u0308"]
+    assert spanish.legend()["BracketLeft"][:2] == ["`", "^"]
+    assert spanish.plan("ñÑáü").strokes == [
+        Stroke("Semicolon"),
+        Stroke("Semicolon", shift=True),
+        Stroke("Quote"),
+        Stroke("KeyA"),
+        Stroke("Quote", shift=True),
+        Stroke("KeyU"),
+    ]
+
+
+def test_a_layout_is_read_again_when_its_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "mine"
+    path.write_text("a 0x1e\n")
+    first = Layout.load(path)
+    assert Layout.load(path) is first  # one parse per file version, not per request
+    path.write_text("a 0x30\nb 0x1e\n")
+    assert Layout.load(path).plan("ab").strokes == [Stroke("KeyB"), Stroke("KeyA")]
+    path.unlink()
+    with pytest.raises(LayoutError, match="can't read layout"):
+        Layout.load(path)
