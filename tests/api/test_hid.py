@@ -269,9 +269,8 @@ async def test_an_owners_pikvm_keymap_folder_types_german(make_client, make_conf
     for name in ("de", "en-us", "fr"):
         (folder / name).write_bytes((KEYMAPS / name).read_bytes())
     (folder / "broken").write_text("a 0x1e\nb\n")
-    # The host decodes with kvmd's own German; this text has none of the keys where the
-    # two differ (PiKVM's de is the variant without dead keys).
-    text = "Größe, Maß & Übermut: 12 Äpfel, 3,50 € {x} [y] <z> |a| \\b @c ~d #e 'f' \"g\" µ²³"
+    # The host reads it with libxkbcommon's de(nodeadkeys), the layout the file names.
+    text = "Größe, Maß & Übermut: 12 Äpfel, 3,50 € {x} [y] <z> |a| \\b @c ~d #e 'f' \"g\" µ²³ zY"
     async with hid_client(make_client, make_config, layout="de", keymap=str(folder / "de")) as env:
         (client, host, _) = env
         keymaps = (await (await client.get("/api/hid/keymaps", headers=ADMIN)).json())["result"]
