@@ -78,6 +78,23 @@ class Inactivity(msgspec.Struct, frozen=True):
     inactivity: int
 
 
+class LayoutQuery(msgspec.Struct, frozen=True, kw_only=True):
+    keymap: str = ""
+
+
+class XkbSource(msgspec.Struct, frozen=True, kw_only=True):
+    layout: str
+    variant: str
+
+
+class LayoutResult(msgspec.Struct, frozen=True, kw_only=True):
+    keymap: str
+    # The XKB layout the keymap file was generated from; null when the file does not say.
+    xkb: XkbSource | None
+    # Web key name: what it types plain, with Shift, AltGr and both ("" for nothing).
+    keys: dict[str, list[str]]
+
+
 class PrintResult(msgspec.Struct, frozen=True, omit_defaults=True):
     # Characters the layout cannot type; absent when everything was typed.
     skipped: str = ""
@@ -115,6 +132,15 @@ async def get_state(request: web.Request) -> web.Response:
 @requires(Permission.STATE)
 async def get_keymaps(request: web.Request) -> web.Response:
     return json_response(request.app[BUS].state(Topic.HID_KEYMAPS))
+
+
+@routes.get("/hid/keymaps/layout")
+@requires(Permission.STATE)
+async def get_keymap_layout(request: web.Request) -> web.Response:
+    query = parse_params(request.query, LayoutQuery)
+    layout = _layout(request, query.keymap)
+    xkb = XkbSource(layout=layout.source[0], variant=layout.source[1]) if layout.source else None
+    return json_response(LayoutResult(keymap=layout.name, xkb=xkb, keys=layout.legend()))
 
 
 @routes.get("/hid/inactivity")

@@ -5,6 +5,7 @@ import { AdminPanel } from "./admin.js";
 import { ApiError, get, post } from "./api.js";
 import { $, act, h } from "./dom.js";
 import { Capture } from "./input.js";
+import { Osk } from "./osk.js";
 import { AtxPanel, GpioPanel, LogPanel, MsdPanel, VideoPanel, renderInfo } from "./panels.js";
 import { Link } from "./socket.js";
 
@@ -51,6 +52,7 @@ class Console {
       (status, detail) => this.linkStatus(status, detail),
     );
     this.capture = new Capture($("screen"), $("stream"), (bytes) => this.link.send(bytes), () => this.hidState());
+    this.osk = new Osk((bytes) => this.link.send(bytes));
     this.controls();
   }
 
@@ -80,8 +82,9 @@ class Console {
     $("paste-send").addEventListener("click", () =>
       act($("paste-result"), $("paste-send"), async () => {
         const keymap = $("paste-keymap").value || null;
-        await post("/hid/print", { limit: 0, keymap }, $("paste-text").value);
-        $("paste-result").textContent = "Typed.";
+        const { skipped } = await post("/hid/print", { limit: 0, keymap }, $("paste-text").value);
+        // What the layout has no key for was left out: say which, the target will not.
+        $("paste-result").textContent = skipped ? `Skipped: ${skipped}` : "Typed.";
       }),
     );
   }
@@ -96,6 +99,7 @@ class Console {
   stop() {
     this.link.stop();
     this.capture.setEnabled(false);
+    this.osk.setEnabled(false);
     this.log.stop();
     $("stream").removeAttribute("src");
     $("console-view").hidden = true;
@@ -144,6 +148,7 @@ class Console {
     $("view-only").hidden = control;
     this.capture.setEnabled(control);
     $("paste-send").disabled = !control;
+    this.osk.setEnabled(control);
     for (const button of $("special-keys").children) {
       button.disabled = !control;
     }
@@ -195,6 +200,7 @@ class Console {
   }
 
   keymaps(keymaps) {
+    this.osk.setKeymaps(keymaps);
     const select = $("paste-keymap");
     if (!select.options.length) {
       select.replaceChildren(
