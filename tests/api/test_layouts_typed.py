@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ import pytest
 from kvmd.plugins.hid.keys import KEYS
 from kvmd.plugins.hid.keysyms import char_keysym
 from kvmd.plugins.hid.layouts import FOLDS, Layout, Stroke, parse_entries
+from kvmd.sim.usbhost import UsbHost
 from kvmd.sim.xkb import XkbDecoder
 from tests.conftest import ADMIN
 from tests.hidenv import KEYMAPS, otg_config, stroke_reports, usb_host, wait_until
@@ -171,7 +173,7 @@ async def test_every_layout_types_every_character_through_the_api(make_client, m
                 if char not in row.skipped
             )
             with contextlib.suppress(AssertionError):
-                await wait_until(host, lambda want=expected: host.text == want, timeout=20)
+                await wait_until(host, shows(host, expected), timeout=20)
             assert host.text == expected, (name, _diff(expected, host.text))
             await asyncio.sleep(0)
             rows.append(row)
@@ -191,6 +193,10 @@ async def test_every_layout_types_every_character_through_the_api(make_client, m
     # Every layout types most of what it has; the rest is listed (and shown above).
     for row in rows:
         assert len(row.text) - len(row.skipped) >= 70, row
+
+
+def shows(host: UsbHost, text: str) -> Callable[[], bool]:
+    return lambda: host.text == text
 
 
 def _diff(expected: str, got: str) -> str:
