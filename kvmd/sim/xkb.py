@@ -58,6 +58,7 @@ def _library() -> ctypes.CDLL:
     _fn(lib, "xkb_state_unref", None, ptr)
     _fn(lib, "xkb_state_update_key", ctypes.c_int, ptr, ctypes.c_uint32, ctypes.c_int)
     _fn(lib, "xkb_state_key_get_one_sym", ctypes.c_uint32, ptr, ctypes.c_uint32)
+    _fn(lib, "xkb_keysym_get_name", ctypes.c_int, ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t)
     _fn(
         lib,
         "xkb_state_key_get_utf8",
@@ -182,6 +183,12 @@ class XkbDecoder:
             lib.xkb_compose_state_reset(self._compose)
             return text
         return _utf8(lambda buf, size: lib.xkb_state_key_get_utf8(self._state, code, buf, size))
+
+
+def keysym_name(keysym: int) -> str:
+    """The X name of a keysym (0x61 = `a`, 0xfe51 = `dead_acute`, 0x1000101 = `U0101`)."""
+    lib = _library()
+    return _utf8(lambda buf, size: lib.xkb_keysym_get_name(keysym, buf, size))
 
 
 def _utf8(get: Callable[[Any, int], int]) -> str:

@@ -20,7 +20,7 @@ from kvmd.plugins.hid.keys import KEYS
 from kvmd.plugins.hid.keysyms import keysym_text
 from kvmd.plugins.hid.layouts import SPACING, Layout, Stroke, parse_entries, xkb_source
 from kvmd.plugins.hid.stale import STALE
-from kvmd.sim.xkb import XkbDecoder
+from kvmd.sim.xkb import XkbDecoder, keysym_name
 from tests.hidenv import stroke_reports
 
 QEMU = Path("/usr/share/qemu/keymaps")
@@ -114,3 +114,35 @@ def test_the_stale_entries_are_exactly_what_xkb_data_moved():
         if entries:
             found[source] = frozenset(entries)
     assert found == STALE
+
+
+def generated_keymap(layout: str, variant: str) -> str:
+    """A keymap file in PiKVM's format made from today's xkb-data, as qemu-keymap makes one.
+
+    PiKVM ships two layouts Debian's qemu-system-data lacks (en-us-altgr-intl,
+    en-us-colemak); this stands in for them, header and all.
+    """
+    lines = [f"# layout : {layout}", f"# variant : {variant or '-'}", "map 0x409"]
+    with XkbDecoder(layout, variant) as decoder:
+        for key in KEYS.values():
+            if not 0 < key.evdev <= 0x58:  # the main block: set-1 scancode = evdev code
+                continue
+            for level in range(4):
+                (shift, altgr) = (bool(level & 1), bool(level & 2))
+                keysym = decoder.keysym(key, shift=shift, altgr=altgr)
+                if keysym:
+                    flags = " shift" * shift + " altgr" * altgr
+                    lines.append(f"{keysym_name(keysym)} {key.evdev:#04x}{flags}")
+    return "\n".join(lines) + "\n"
+
+
+def test_dead_keys_compose_on_a_layout_pikvm_ships_beyond_debians():
+    layout = Layout.parse(generated_keymap("us", "altgr-intl"), "en-us-altgr-intl")
+    assert layout.source == ("us", "altgr-intl")
+    # us(altgr-intl) has ñ on AltGr+N and é on AltGr+E; ǹ and ẽ only through dead keys.
+    plan = layout.plan("ñéǹẽ")
+    assert plan.skipped == ""
+    assert plan.strokes[:2] == [Stroke("KeyN", altgr=True), Stroke("KeyE", altgr=True)]
+    assert len(plan.strokes) == 6  # two direct keys, then two dead key + letter pairs
+    with XkbDecoder("us", "altgr-intl") as decoder:
+        assert decoder.feed_all(stroke_reports(plan.strokes)) == "ñéǹẽ"
