@@ -4,10 +4,10 @@
 A layout is a PiKVM/QEMU keymap file, read as it is: per X keysym, the key (a PC
 scancode) and the modifiers that type it. PiKVM installs 36 of them in
 /usr/share/kvmd/keymaps, Debian's `qemu-system-data` 34 in /usr/share/qemu/keymaps.
-qemu-keymap generated them years ago from xkb-data; the few entries xkb-data has moved
-since are not used (`stale.py`). Characters a layout has no key for are composed with its
-dead keys where Unicode says how (`é` = dead acute, `e`); whatever is left is reported to
-the caller, never dropped silently.
+qemu-keymap generated them years ago from xkb-data; the few keys xkb-data has changed
+since are read as they are now (`moved.py`). Characters a layout has no key for are
+composed with its dead keys where Unicode says how (`é` = dead acute, `e`); whatever is
+left is reported to the caller, never dropped silently.
 """
 
 import dataclasses
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kvmd.plugins.hid.keys import KEYS_BY_EVDEV
 from kvmd.plugins.hid.keysyms import KeysymError, char_keysym, keysym_char, keysym_number
-from kvmd.plugins.hid.stale import STALE
+from kvmd.plugins.hid.moved import MOVED
 
 # What a dead key types when followed by Space: the accent on its own. Not the acute and
 # the diaeresis: X11 types ' and " there (and the accent for the dead key twice), Windows
@@ -82,7 +82,7 @@ class Entry:
     keysym: int
     char: str
     stroke: Stroke
-    # keysym name, scancode, level: how `stale.py` names the entry.
+    # keysym name, scancode, level: how `moved.py` names the entry.
     label: str
 
 
@@ -128,9 +128,12 @@ class Layout:
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
         source = xkb_source(text, name)
-        stale = STALE.get(source, frozenset()) if source else frozenset()
-        entries = [entry for entry in parse_entries(text, name) if entry.label not in stale]
-        return cls(name, entries, source)
+        moved = MOVED.get(source, {}) if source else {}
+        entries = [
+            _as_now(entry, moved[entry.label]) if entry.label in moved else entry
+            for entry in parse_entries(text, name)
+        ]
+        return cls(name, [entry for entry in entries if entry.keysym], source)
 
     def plan(self, text: str) -> Plan:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -246,6 +249,24 @@ def _scancode_key(code: int) -> str | None:
     return key.name if key is not None else None
 
 
+def _text(keysym_name: str, key: str) -> str:
+    """What a keysym on `key` types as text: a character, a dead key's mark, or ""."""
+    char = keysym_char(keysym_name) or ""
+    # The keypad types digits only with Num Lock, which text typing does not assume.
+    # A shaped form (Arabic's lam-alef key) types its letters, not itself.
+    if key.startswith("Numpad") or not (char.isprintable() or _is_mark(char)):
+        return ""
+    return "" if _shaped_letters(char) else char
+
+
+def _as_now(entry: Entry, keysym_name: str) -> Entry:
+    """An entry xkb-data has moved, as the key is now (keysym 0: it types nothing)."""
+    if not keysym_name:
+        return dataclasses.replace(entry, keysym=0, char="")
+    char = _text(keysym_name, entry.stroke.key)
+    return dataclasses.replace(entry, keysym=keysym_number(keysym_name), char=char)
+
+
 def parse_entries(text: str, name: str) -> list[Entry]:
     """`<keysym> <scancode> [shift] [altgr] [addupper] ...` lines, in the file's order."""
     try:
@@ -271,15 +292,7 @@ def _entries(text: str, name: str) -> Iterator[Entry]:
         if key is None or keysym == 0 or "ctrl" in flags:
             continue
         stroke = Stroke(key, shift="shift" in flags, altgr="altgr" in flags)
-        char = keysym_char(keysym_name) or ""
-        # The keypad types digits only with Num Lock, which text typing does not assume.
-        # A shaped form (Arabic's lam-alef key) types its letters, not itself.
-        if (
-            key.startswith("Numpad")
-            or not (char.isprintable() or _is_mark(char))
-            or _shaped_letters(char)
-        ):
-            char = ""
+        char = _text(keysym_name, key)
         yield Entry(keysym, char, stroke, f"{keysym_name} {code:#04x} {stroke.level}")
         upper = char.upper()
         if "addupper" in flags and len(upper) == 1 and upper != char:

@@ -169,8 +169,14 @@ def test_keysyms_to_keys_for_vnc(qemu: Path) -> None:
     assert german.keysym(0x5A) == [Stroke("KeyY", shift=True)]  # Z
     assert german.keysym(0x20AC) == [Stroke("KeyE", altgr=True)]  # EuroSign
     assert german.keysym(0x10020AC) == []  # U20AC is not what the file names
-    # ł moved from AltGr+W to AltGr+L in xkb-data (stale.py): only L is offered.
+    # ł moved from AltGr+W to AltGr+L in xkb-data (moved.py): only L is offered, and
+    # AltGr+W is the long s it types now.
     assert german.keysym(0x1B3) == [Stroke("KeyL", altgr=True)]
+    assert german.keysym(0x100017F) == [Stroke("KeyW", altgr=True)]
+    assert german.plan("\u017f\u0142").strokes == [
+        Stroke("KeyW", altgr=True),
+        Stroke("KeyL", altgr=True),
+    ]
     assert german.legend()["KeyQ"] == ["q", "Q", "@", "\u03a9"]
     assert german.legend()["Digit2"][:2] == ["2", '"']
 
