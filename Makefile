@@ -6,6 +6,8 @@ PORT ?= 8080
 RUN ?= testenv/run
 # The simulated target's keyboard layout (a file of Debian's qemu-system-data, PiKVM's format).
 LAYOUT ?= en-us
+# Where `make run`'s VNC server listens (on 127.0.0.1).
+VNC_PORT ?= 5900
 KEYMAPS := /usr/share/qemu/keymaps
 BIN := $(VENV)/bin
 
@@ -49,11 +51,13 @@ $(RUN)/users.yaml: testenv/users.yaml | $(BIN)/.installed
 run: $(BIN)/.installed $(RUN)/users.yaml
 	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there.
 	sed 's#testenv/run/#$(RUN)/#g' testenv/kvmd.yaml > $(RUN)/kvmd.yaml
-	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\n' '$(PORT)' \
-		'$(KEYMAPS)/$(LAYOUT)' > $(RUN)/override.yaml
+	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\nvnc:\n  server:\n    port: %s\n' \
+		'$(PORT)' '$(KEYMAPS)/$(LAYOUT)' '$(VNC_PORT)' > $(RUN)/override.yaml
+	$(BIN)/kvmd-gencert --dir $(RUN)/vnc-ssl --name localhost >/dev/null
 	@echo
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/"
 	@echo "  users (password = name, testenv only): admin, operator, viewer (view only)"
+	@echo "  VNC on 127.0.0.1:$(VNC_PORT): the same users (VeNCrypt), or VNCAuth password admin"
 	@echo
 	@# The simulated target: its USB host takes the keyboard and mouse reports and types
 	@# on the simulated screen; its front panel serves the GPIO chip ATX is wired to.

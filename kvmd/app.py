@@ -31,6 +31,7 @@ from kvmd.server.access_log import AccessLogger
 from kvmd.server.events import EventRenderer, legacy_wol
 from kvmd.server.web import Deps, make_app
 from kvmd.server.ws import WsHub
+from kvmd.vnc.server import VncDeps, VncServer
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def build(config: Config, ring: LogRing) -> Deps:
         max_size=kvmd.audit.max_size,
         backups=kvmd.audit.backups,
     )
+    ocr = Ocr(kvmd.ocr, bus)
     return Deps(
         config=config,
         bus=bus,
@@ -59,13 +61,16 @@ def build(config: Config, ring: LogRing) -> Deps:
             bus=bus,
         ),
         log_reader=LogReader(kvmd.log_reader, ring),
-        ocr=Ocr(kvmd.ocr, bus),
+        ocr=ocr,
         atx=make_atx(kvmd.atx, bus),
         hid=hid,
         msd=make_msd(kvmd.msd, bus),
         gpio=make_gpio(kvmd.gpio, bus),
         streamer=streamer,
         hub=WsHub(bus, hid, EventRenderer(legacy_wol(kvmd.gpio)), auth, audit),
+        vnc=VncServer(VncDeps(config.vnc, auth, audit, hid, streamer, ocr))
+        if config.vnc.enabled
+        else None,
     )
 
 
@@ -79,6 +84,9 @@ async def start(deps: Deps, stack: contextlib.AsyncExitStack) -> list[Coroutine[
     deps.bus.publish(Topic.HID_KEYMAPS, read_keymaps(Path(deps.config.kvmd.hid.keymap)))
     await deps.ocr.start()
     deps.hub.start()
+    if deps.vnc is not None:
+        await deps.vnc.start()
+        stack.push_async_callback(deps.vnc.stop)
     stack.callback(deps.audit.close)
     return [backend.run() for backend in backends] + [
         deps.info.run(),

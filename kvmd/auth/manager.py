@@ -135,6 +135,14 @@ class AuthManager:
         guess.succeeded()
         return self.user_principal(user, via, "")
 
+    def address_wait(self, remote: str) -> float:
+        """Seconds the address must wait before its next credential is checked."""
+        return self._by_address.locked_for(remote or "unix")
+
+    def charge_address(self, remote: str) -> None:
+        """A failed credential tied to no user (a VNCAuth password), charged to its address."""
+        self._by_address.charge(remote or "unix")
+
     def locked_until(self, user: str) -> float | None:
         """UNIX time when `user`'s lockout ends, or None."""
         wait = self._by_user.locked_for(user)

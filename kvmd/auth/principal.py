@@ -81,6 +81,8 @@ class Via(enum.StrEnum):
     TOKEN = "token"  # noqa: S105 -- the auth method, not a secret
     BASIC = "basic"
     BEARER = "bearer"
+    VNC = "vnc"  # VeNCrypt Plain: a kvmd user's password
+    VNCAUTH = "vncauth"  # a password of the vncpasswd file
     NONE = "none"
 
 

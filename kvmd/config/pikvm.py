@@ -21,8 +21,9 @@ IGNORED: frozenset[tuple[str, ...]] = frozenset(
         "oled",
         "otgnet",
         "pst",
-        "vnc",
         "watchdog",
+        # kvmd-vnc's frame sources: frames come from the streamer's HTTP stream here.
+        "vnc.memsink",
         # PiKVM's logging is a logging.dictConfig; this daemon has `logging.level`.
         "logging.version",
         "logging.disable_existing_loggers",

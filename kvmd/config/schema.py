@@ -16,6 +16,7 @@ from kvmd.plugins.gpio.config import GpioConfig
 from kvmd.plugins.hid.config import DisabledHidConfig, HidConfig
 from kvmd.plugins.msd.config import DisabledMsdConfig, MsdConfig
 from kvmd.plugins.streamer.config import DisabledStreamerConfig, StreamerConfig
+from kvmd.vnc.config import VncConfig
 
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Seconds = Annotated[float, Meta(ge=0.0, le=86400.0 * 366)]
@@ -183,3 +184,4 @@ class Config(Section, frozen=True):
     kvmd: KvmdConfig = field(default_factory=KvmdConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     otg: OtgConfig = field(default_factory=OtgConfig)
+    vnc: VncConfig = field(default_factory=VncConfig)

@@ -38,6 +38,7 @@ from kvmd.server.errors import errors_middleware
 from kvmd.server.expect import add_unrouted, expect_handler
 from kvmd.server.normalize import normalize_middleware
 from kvmd.server.ws import WsHub
+from kvmd.vnc.server import VncServer
 
 ROUTES = (
     auth.routes,
@@ -71,6 +72,7 @@ class Deps:
     gpio: GpioBackend
     streamer: StreamerBackend
     hub: WsHub
+    vnc: VncServer | None = None
 
 
 def make_app(deps: Deps) -> web.Application:

@@ -241,7 +241,8 @@ _FLAGS = frozenset({"shift", "altgr", "ctrl", "addupper", "numlock"})
 _IGNORED_FLAGS = frozenset({"localstate", "inhibit"})
 
 
-def _scancode_key(code: int) -> str | None:
+def scancode_key(code: int) -> str | None:
+    """The key of a PC/XT (set 1) scancode, in QEMU's (0x80 | code) or PiKVM's (0xe0xx) form."""
     if 0x80 <= code <= 0xFF:
         code = 0xE000 | (code & 0x7F)
     evdev = code if 0 < code <= 0x58 else _SCANCODES.get(code)
@@ -287,7 +288,7 @@ def _entries(text: str, name: str) -> Iterator[Entry]:
         unknown = flags - _FLAGS - _IGNORED_FLAGS
         if unknown:
             raise LayoutError(f"{where}: unknown flag {sorted(unknown)[0]!r}")
-        key = _scancode_key(code)
+        key = scancode_key(code)
         keysym = keysym_number(keysym_name)
         if key is None or keysym == 0 or "ctrl" in flags:
             continue
