@@ -16,7 +16,8 @@ BIN := $(VENV)/bin
 # System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
 # installed only where the command is missing.
 SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng \
-	chromium=chromium systemd-analyze=systemd nginx=nginx openssl=openssl
+	chromium=chromium systemd-analyze=systemd nginx=nginx openssl=openssl \
+	vncviewer=tigervnc-viewer Xvfb=xvfb
 
 # Data and libraries, as path=Debian package: the keyboard layouts (PiKVM's format) and
 # libxkbcommon, which names their keysyms.
