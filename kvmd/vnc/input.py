@@ -114,19 +114,16 @@ class VncInput:
         key = KEYS[stroke.key]
         self._hid.send_key(key, state=True)
         self._hid.send_key(key, state=False)
-        for modifier, wanted, holding in changes:
+        for modifier, wanted, holding in reversed(changes):
             if wanted != holding:
                 self._set_modifier(modifier, holding, held)
 
     def _set_modifier(self, modifier: Key, down: bool, held: set[Key]) -> None:
-        if down:
-            self._hid.send_key(modifier, state=True)
-            return
-        # What the client holds as Shift or AltGr may be the right-hand key.
-        for key in held:
-            if key.is_modifier and _same_role(key, modifier):
-                self._hid.send_key(key, state=False)
-        self._hid.send_key(modifier, state=False)
+        # What the client holds as Shift or AltGr may be the right-hand key: that one is
+        # let go and pressed again, or the left-hand one when it holds none.
+        keys = {key for key in held if _same_role(key, modifier)} or {modifier}
+        for key in sorted(keys, key=lambda key: key.name):
+            self._hid.send_key(key, state=down)
 
     # --- pointer --------------------------------------------------------------------
 

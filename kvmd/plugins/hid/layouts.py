@@ -227,10 +227,10 @@ def xkb_source(text: str, name: str) -> tuple[str, str] | None:
 
 
 # PC/XT scan codes (set 1) of the keys whose Linux evdev code differs from the code; up to
-# 0x58 they are equal. QEMU writes an E0-prefixed key with bit 7 set (Alt_R = 0xb8),
-# PiKVM's own table as 0xe0xx: both are read.
+# 0x58 they are equal but for 0x54 (SysRq, Alt+PrintScreen's code). QEMU writes an
+# E0-prefixed key with bit 7 set (Alt_R = 0xb8), PiKVM's own table as 0xe0xx: both are read.
 _SCANCODES = {
-    0x70: 93, 0x73: 89, 0x79: 92, 0x7B: 94, 0x7D: 124,
+    0x54: 99, 0x70: 93, 0x73: 89, 0x79: 92, 0x7B: 94, 0x7D: 124,
     0xE01C: 96, 0xE01D: 97, 0xE035: 98, 0xE037: 99, 0xE038: 100, 0xE047: 102, 0xE048: 103,
     0xE049: 104, 0xE04B: 105, 0xE04D: 106, 0xE04F: 107, 0xE050: 108, 0xE051: 109,
     0xE052: 110, 0xE053: 111, 0xE05B: 125, 0xE05C: 126, 0xE05D: 127,
@@ -245,7 +245,7 @@ def scancode_key(code: int) -> str | None:
     """The key of a PC/XT (set 1) scancode, in QEMU's (0x80 | code) or PiKVM's (0xe0xx) form."""
     if 0x80 <= code <= 0xFF:
         code = 0xE000 | (code & 0x7F)
-    evdev = code if 0 < code <= 0x58 else _SCANCODES.get(code)
+    evdev = _SCANCODES.get(code, code if 0 < code <= 0x58 else None)
     key = KEYS_BY_EVDEV.get(evdev) if evdev is not None else None
     return key.name if key is not None else None
 

@@ -152,6 +152,7 @@ EXTENDED = {
     0xFF67: "ContextMenu",  # Menu 0xdd
     0xFE03: "AltRight",  # ISO_Level3_Shift 0xb8: AltGr
     0xFF0D: "Enter",
+    0xFF61: "PrintScreen",  # Print 0x54, SysRq's scancode
 }
 
 
