@@ -146,6 +146,12 @@ def _install(args: argparse.Namespace, root: Path) -> None:
     _first_secrets(root, ids)
     if gencert.main(["--dir", str(root / "etc/kvmd/nginx/ssl")]) != 0:
         raise CliError("kvmd-gencert failed")
+    # The VNC server's certificate (VeNCrypt X509): kvmd reads its key through its group.
+    if gencert.main(["--dir", str(root / "etc/kvmd/vnc/ssl")]) != 0:
+        raise CliError("kvmd-gencert failed")
+    vnc_key = root / "etc/kvmd/vnc/ssl/server.key"
+    os.chown(vnc_key, -1, ids.group("kvmd"))
+    vnc_key.chmod(0o640)
     _enable(root)
 
 

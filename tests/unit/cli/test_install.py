@@ -110,6 +110,9 @@ def test_install_places_units_configs_user_and_first_admin(root):
     assert (root / "etc/kvmd/totp.secret").read_text() == ""
     assert owner(root / "etc/kvmd/totp.secret") == (0o640, 0, gid)
     assert owner(root / "etc/kvmd/nginx/ssl/server.key")[0] == 0o600
+    # The VNC server's certificate; kvmd reads the key through its group.
+    assert owner(root / "etc/kvmd/vnc/ssl/server.key") == (0o640, 0, gid)
+    assert (root / "etc/kvmd/vnc/ssl/server.crt").read_bytes().startswith(b"-----BEGIN")
 
     wants = root / "etc/systemd/system/multi-user.target.wants"
     assert sorted(p.name for p in wants.iterdir()) == [

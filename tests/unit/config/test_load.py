@@ -103,9 +103,10 @@ def test_an_owners_pikvm_override_loads_and_names_what_is_ignored(tmp_path):
         "nginx",
         "otg.devices",
         "otg.remote_wakeup",
-        "vnc",
     ]
-    # Next to them, what this daemon does use is taken as usual.
+    # Next to them, what this daemon does use is taken as usual: the VNC server's too.
+    assert config.vnc.keymap == "/usr/share/kvmd/keymaps/de"
+    assert config.vnc.auth.vncauth.enabled is True
     assert config.kvmd.auth.internal.file == "/etc/kvmd/htpasswd"
     assert config.kvmd.hid.jiggler.active is True
     # A misspelt key is still refused, PiKVM's or not.
