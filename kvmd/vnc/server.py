@@ -24,7 +24,7 @@ from kvmd.auth.manager import AuthManager
 from kvmd.auth.principal import ALL_PERMISSIONS, Kind, Permission, Principal, Via
 from kvmd.errors import ForbiddenError, KvmdError, TooManyRequestsError
 from kvmd.ocr import Ocr
-from kvmd.plugins.hid.base import HidBackend
+from kvmd.plugins.hid.base import HidBackend, HidLeds
 from kvmd.plugins.hid.layouts import Layout, LayoutError
 from kvmd.plugins.streamer.base import StreamerBackend, StreamerParams
 from kvmd.vnc import encodings as enc
@@ -98,10 +98,19 @@ class VncServer:
         self._sessions: set[asyncio.Task[None]] = set()
         self.size = (800, 600)  # the last frame size any client saw, for ServerInit
         self.port = 0
+        # The latest frame decoded, shared by the clients without Tight: one decode a frame.
+        self._decoded: tuple[int, asyncio.Future[tuple[bytes, int, int]]] | None = None
 
     @property
     def sessions(self) -> int:
         return len(self._sessions)
+
+    async def decoded(self, frame: Frame) -> tuple[bytes, int, int]:
+        """The frame as RGB pixels, decoded once however many clients need it."""
+        if self._decoded is None or self._decoded[0] != frame.seq:
+            work = asyncio.ensure_future(asyncio.to_thread(enc.decode_jpeg, frame.jpeg))
+            self._decoded = (frame.seq, work)
+        return await asyncio.shield(self._decoded[1])
 
     async def start(self) -> None:
         server = self._config.server
@@ -181,6 +190,7 @@ class _Session:
         self._magic_until = 0.0
         self._told_view = False
         self._generation = -1
+        self._leds: HidLeds | None = None
 
     # --- the whole session ------------------------------------------------------------
 
@@ -582,12 +592,15 @@ class _Session:
             self._size = size
             self._server.size = size
             rects.append(enc.desktop_size(*size))
+        if enc.LED_STATE in self._encodings:
+            leds = self._deps.hid.state().keyboard.leds
+            if leds != self._leds:
+                self._leds = leds
+                rects.append(enc.led_state(leds.scroll, leds.num, leds.caps))
         if tight:
             rects.append(enc.rect_header(0, 0, *size, enc.TIGHT) + enc.tight_jpeg(frame.jpeg))
         else:
-            (rgb, width, height) = await asyncio.to_thread(enc.decode_jpeg, frame.jpeg)
-            if (width, height) != size:
-                return b"".join([enc.update_header(len(rects)), *rects]) if rects else b""
+            (rgb, width, height) = await self._server.decoded(frame)
             if enc.ZRLE in self._encodings:
                 body = await asyncio.to_thread(self._zrle.encode, rgb, width, height, self._format)
                 rects.append(enc.rect_header(0, 0, width, height, enc.ZRLE) + body)
