@@ -30,7 +30,7 @@ from kvmd.plugins.streamer.base import StreamerBackend, StreamerParams
 from kvmd.vnc import encodings as enc
 from kvmd.vnc.config import VncConfig
 from kvmd.vnc.input import VncInput
-from kvmd.vnc.video import Frame, FrameSource
+from kvmd.vnc.video import Frame, FrameSource, placeholder
 from kvmd.vnc.vncauth import CHALLENGE_SIZE, VncPasswords, match, new_challenge
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,9 @@ _QEMU = 255
 
 # How long a client may take over the handshake, and to take a frame it asked for.
 _HANDSHAKE_TIMEOUT = 30.0
+# How long ServerInit waits for the streamer's first frame (a streamer that starts for this
+# client takes a second or two).
+_FIRST_FRAME_WAIT = 5.0
 _WRITE_TIMEOUT = 30.0
 # Clipboard text a client may send; longer is not a clipboard but an attack.
 _MAX_CUT_TEXT = 1024 * 1024
@@ -197,15 +200,6 @@ class _Session:
     async def run(self) -> None:
         async with asyncio.timeout(_HANDSHAKE_TIMEOUT):
             await self._handshake()
-            (width, height) = self._server.size
-            name = f"kvmd | {socket.gethostname()}".encode()
-            await self._write(
-                struct.pack(">HH", width, height)
-                + enc.SERVER_FORMAT.pack()
-                + struct.pack(">I", len(name))
-                + name
-            )
-            self._size = (width, height)
         principal = self._principal
         if principal is None:
             raise RfbError("no principal after the handshake")
@@ -214,10 +208,30 @@ class _Session:
             with contextlib.suppress(KvmdError):
                 self._deps.hid.set_params(mouse_output=self._config.mouse_output)
         if not principal.allows(Permission.VIDEO):
+            await self._server_init()
             await self._read_messages()  # no picture without `video`; input may still go
             return
-        async with self._server._frames.watch():
+        frames = self._server._frames
+        async with frames.watch():
+            # ServerInit says the picture's size: the streamer's first frame tells it, so
+            # that a client that can't resize sees the screen, not "please reconnect".
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_FIRST_FRAME_WAIT):
+                    frame = await frames.first_real()
+                    self._server.size = (frame.width, frame.height)
+            await self._server_init()
             await _first_of(self._read_messages(), self._send_frames())
+
+    async def _server_init(self) -> None:
+        (width, height) = self._server.size
+        name = f"kvmd | {socket.gethostname()}".encode()
+        await self._write(
+            struct.pack(">HH", width, height)
+            + enc.SERVER_FORMAT.pack()
+            + struct.pack(">I", len(name))
+            + name
+        )
+        self._size = (width, height)
 
     def release(self) -> None:
         try:
@@ -584,11 +598,18 @@ class _Session:
     async def _update(self, frame: Frame, *, tight: bool) -> bytes:
         size = (frame.width, frame.height)
         rects: list[bytes] = []
+        if (
+            size != self._size
+            and self._size is not None
+            and enc.DESKTOP_SIZE not in self._encodings
+        ):
+            # A client that can't resize is told so in a picture of the size it has.
+            (width, height) = self._size
+            text = f"Resolution changed: {width}x{height} -> {size[0]}x{size[1]}\nPlease reconnect"
+            jpeg = await asyncio.to_thread(placeholder, text, width, height)
+            frame = Frame(jpeg, width, height, online=False, seq=frame.seq)
+            size = self._size
         if size != self._size:
-            if enc.DESKTOP_SIZE not in self._encodings:
-                raise RfbError(
-                    f"the picture is now {size[0]}x{size[1]} and the client can't resize"
-                )
             self._size = size
             self._server.size = size
             rects.append(enc.desktop_size(*size))

@@ -37,6 +37,7 @@ class Frame:
     height: int
     online: bool
     seq: int  # grows with every frame
+    generated: bool = False  # kvmd's own "waiting" picture, not the streamer's
 
 
 class FrameSource:
@@ -72,9 +73,20 @@ class FrameSource:
                 await self._changed.wait()
             return self.latest
 
-    async def _publish(self, jpeg: bytes, width: int, height: int, *, online: bool) -> None:
+    async def first_real(self) -> Frame:
+        """The latest of the streamer's frames, once there is one."""
+        seq = 0
+        while True:
+            frame = await self.next_frame(seq)
+            if not frame.generated:
+                return frame
+            seq = frame.seq
+
+    async def _publish(
+        self, jpeg: bytes, width: int, height: int, *, online: bool, generated: bool = False
+    ) -> None:
         self._seq += 1
-        self.latest = Frame(jpeg, width, height, online, self._seq)
+        self.latest = Frame(jpeg, width, height, online, self._seq, generated)
         async with self._changed:
             self._changed.notify_all()
 
@@ -101,7 +113,7 @@ class FrameSource:
                     (self.latest.width, self.latest.height) if self.latest else _PLACEHOLDER_SIZE
                 )
                 picture = placeholder("Waiting for stream ...", width, height)
-                await self._publish(picture, width, height, online=False)
+                await self._publish(picture, width, height, online=False, generated=True)
 
     async def _read(self, unix: str) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=10)
