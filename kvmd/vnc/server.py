@@ -184,6 +184,7 @@ class _Session:
         self._encodings: frozenset[int] = frozenset()
         self._zrle = enc.ZrleEncoder()
         self._wanted = asyncio.Event()  # the client asked for a frame
+        self._refresh = False  # ... and the whole picture, changed or not
         self._continuous = False
         self._size: tuple[int, int] | None = None
         self._sent_seq = 0
@@ -435,7 +436,10 @@ class _Session:
         await self._set_encodings(frozenset(listed))
 
     async def _on_update_request(self) -> None:
-        await self._read(9)  # incremental, x, y, w, h: every update is the whole screen
+        # Every update is the whole screen: only "incremental" counts, not x, y, w, h.
+        (incremental,) = struct.unpack(">B8x", await self._read(9))
+        if not incremental:
+            self._refresh = True  # the picture again, even if it has not changed
         self._wanted.set()
 
     async def _on_key(self) -> None:
@@ -577,7 +581,11 @@ class _Session:
         last = 0.0
         while True:
             await self._wanted.wait()
-            frame = await frames.next_frame(self._sent_seq)
+            if self._refresh and frames.latest is not None:
+                frame = frames.latest
+            else:
+                frame = await frames.next_frame(self._sent_seq)
+            self._refresh = False
             tight = enc.TIGHT in self._encodings and any(
                 level in self._encodings for level in _QUALITIES
             )
