@@ -64,7 +64,7 @@ class VncInput:
             return
         strokes = self._layout.keysym(keysym) if self._layout is not None else []
         if not strokes:
-            self._warn("keysym", "VNC: no key for keysym 0x%x in the keymap", keysym)
+            self.warn("keysym", "VNC: no key for keysym 0x%x in the keymap", keysym)
             return
         level = self._shift + 2 * self._altgr
         stroke = next((s for s in strokes if s.level == level), None)
@@ -82,7 +82,7 @@ class VncInput:
             code = 0x54  # SysRq, as QEMU sends PrintScreen
         name = scancode_key(code)
         if name is None:
-            self._warn("scancode", "VNC: unknown scancode 0x%x", code)
+            self.warn("scancode", "VNC: unknown scancode 0x%x", code)
             return
         key = KEYS[name]
         if key in (KEYS["ShiftLeft"], KEYS["ShiftRight"]):
@@ -159,7 +159,7 @@ class VncInput:
                 self._hid.send_mouse_button(button, state=False)
         (self._buttons, self._extra) = (0, 0)
 
-    def _warn(self, what: str, msg: str, *args: object) -> None:
+    def warn(self, what: str, msg: str, *args: object) -> None:
         if what not in self.warned:
             self.warned.add(what)
             logger.warning(msg, *args)

@@ -15,7 +15,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -99,6 +99,7 @@ class VncServer:
         self._layout = _load_layout(self._config.keymap)
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        self._open: set[_Session] = set()
         self.size = (800, 600)  # the last frame size any client saw, for ServerInit
         self.port = 0
         # The latest frame decoded, shared by the clients without Tight: one decode a frame.
@@ -107,6 +108,10 @@ class VncServer:
     @property
     def sessions(self) -> int:
         return len(self._sessions)
+
+    def write_buffers(self) -> list[int]:
+        """Bytes waiting to be sent to each client: one frame at most, however slow."""
+        return [session.buffered for session in self._open]
 
     async def decoded(self, frame: Frame) -> tuple[bytes, int, int]:
         """The frame as RGB pixels, decoded once however many clients need it."""
@@ -147,6 +152,7 @@ class VncServer:
         remote = _remote(writer)
         _tune(writer, self._config)
         session = _Session(self, reader, writer, remote)
+        self._open.add(session)
         try:
             await session.run()
         except RfbError as exc:
@@ -157,6 +163,7 @@ class VncServer:
             logger.warning("VNC %s: timed out", remote)
         finally:
             session.release()
+            self._open.discard(session)
             self._sessions.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
@@ -445,7 +452,7 @@ class _Session:
     async def _on_key(self) -> None:
         (down, keysym) = struct.unpack(">BxxI", await self._read(7))
         if not self._magic(keysym, bool(down)) and self._may_input():
-            self._input.keysym(keysym, down=bool(down))
+            self._hid(self._input.keysym, keysym, down=bool(down))
 
     async def _on_pointer(self) -> None:
         (mask, x, y) = struct.unpack(">BHH", await self._read(5))
@@ -453,7 +460,7 @@ class _Session:
         if mask & 0x80 and enc.EXT_MOUSE_BUTTONS in self._encodings:
             extra = (await self._read(1))[0]
         if self._may_input() and self._size is not None:
-            self._input.pointer(mask & 0x7F, x, y, *self._size, extra=extra)
+            self._hid(self._input.pointer, mask & 0x7F, x, y, *self._size, extra=extra)
 
     async def _on_cut_text(self) -> None:
         (length,) = struct.unpack(">xxxi", await self._read(7))
@@ -475,7 +482,13 @@ class _Session:
             raise RfbError(f"QEMU message sub-type {subtype}")
         (down, _keysym, code) = struct.unpack(">HII", await self._read(10))
         if self._may_input():
-            self._input.scancode(code, down=bool(down))
+            self._hid(self._input.scancode, code, down=bool(down))
+
+    def _hid(self, send: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        try:
+            send(*args, **kwargs)
+        except KvmdError as exc:
+            self._input.warn("hid", "VNC: HID input failed: %s", exc)
 
     async def _set_encodings(self, listed: frozenset[int]) -> None:
         self._encodings = listed
@@ -639,6 +652,11 @@ class _Session:
         return enc.update_header(len(rects)) + b"".join(rects)
 
     # --- bytes ---------------------------------------------------------------------------
+
+    @property
+    def buffered(self) -> int:
+        transport = self._writer.transport
+        return 0 if transport.is_closing() else transport.get_write_buffer_size()
 
     async def _read(self, size: int) -> bytes:
         return await self._reader.readexactly(size)
