@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The VNC server in the daemon, with the simulated streamer and the real tesseract.
+
+A slow client must not slow another or pile frames up; the OCR key sequence puts the
+target's screen text on the client's clipboard (PiKVM's server sends nothing back).
+"""
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import time
+
+import pytest
+
+from tests.rfb import DESKTOP_SIZE, QUALITY_80, TIGHT, connected
+
+pytestmark = pytest.mark.timeout(60)
+
+ALT_L = 0xFFE9
+
+
+@pytest.fixture
+async def vnc(make_client, make_config, tmp_path):
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        pytest.fail("tesseract is missing: `make test` installs tesseract-ocr with apt-get")
+    (tmp_path / "screen.txt").write_text("HELLO FROM THE TARGET")
+    (tmp_path / "vncpasswd").write_text("secret -> admin\n")
+    config = make_config(
+        kvmd={
+            "ocr": {"cmd": [tesseract]},
+            "streamer": {
+                "type": "ustreamer",
+                "unix": str(tmp_path / "sim.sock"),
+                "cmd": [
+                    sys.executable,
+                    "-m",
+                    "kvmd.sim.ustreamer",
+                    "--unix={unix}",
+                    "--desired-fps=20",
+                    f"--screen={tmp_path}/screen.txt",
+                ],
+            },
+        },
+        vnc={
+            "enabled": True,
+            "keymap": "/usr/share/qemu/keymaps/en-us",
+            "server": {"host": "127.0.0.1", "port": 0},
+            "auth": {"vncauth": {"enabled": True, "file": str(tmp_path / "vncpasswd")}},
+        },
+    )
+    (_, deps) = await make_client(config)
+    task = asyncio.get_running_loop().create_task(deps.streamer.run())
+    yield deps
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_stalled_client_holds_one_frame_and_delays_no_other(vnc):
+    port = vnc.vnc.port
+    # A reads nothing after asking for every frame, with a tiny receive buffer.
+    async with connected(port, rcvbuf=4096) as stalled, connected(port) as live:
+        assert await stalled.vncauth("secret") == 0
+        stalled.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        stalled.continuous(True)
+        assert await live.vncauth("secret") == 0
+        live.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        (frames, biggest, buffered) = (0, 0, 0)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            live.request()
+            update = await asyncio.wait_for(live.next_update(), 5)
+            jpeg = update.jpeg()
+            if jpeg is not None:
+                assert jpeg[:2] == b"\xff\xd8"  # the streamer's JPEG as it is
+                frames += 1
+                biggest = max(biggest, len(jpeg))
+            buffered = max(buffered, *vnc.vnc.write_buffers())
+        # The simulated streamer makes 20 a second; the live client got them while the
+        # stalled one sat on a full socket.
+        assert frames >= 30, frames
+        # What waits for the stalled client is at most the one frame it was being sent
+        # (and a rectangle header), not a queue of them.
+        assert buffered <= biggest + 64 * 1024, (buffered, biggest)
+        assert len(vnc.vnc.write_buffers()) == 2  # and it is still connected
+
+
+async def test_alt_alt_c_puts_the_screen_text_on_the_clipboard(vnc):
+    async with connected(vnc.vnc.port) as client:
+        assert await client.vncauth("secret") == 0
+        client.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        client.request(incremental=False)
+        await asyncio.wait_for(client.next_update(), 10)
+        for _ in range(2):
+            client.key(ALT_L, down=True)
+            client.key(ALT_L, down=False)
+        client.key(ord("c"), down=True)
+        client.key(ord("c"), down=False)
+        deadline = time.monotonic() + 20
+        while not client.cut_texts and time.monotonic() < deadline:
+            client.request()
+            await asyncio.wait_for(client.next_update(), 10)
+        assert client.cut_texts, "no ServerCutText"
+        assert b"HELLO FROM THE TARGET" in client.cut_texts[0]
+
+
+async def test_a_wrong_vncauth_password_is_refused_and_audited(vnc):
+    async with connected(vnc.vnc.port) as client:
+        assert await client.vncauth("wrong") == 1
+    records = [r for (_, r) in vnc.audit._memory if r.action == "vnc.login"]
+    assert [(r.principal, r.via, r.remote, r.result) for r in records] == [
+        ("vncpasswd", "vnc", "127.0.0.1", "ForbiddenError")
+    ]
