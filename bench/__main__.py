@@ -25,6 +25,7 @@ from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
 from bench.msd import bench_upload, msd_override
+from bench.vnc import bench_vnc, print_vnc
 from kvmd.auth.htpasswd import hash_password
 
 TESTENV = REPO / "testenv"
@@ -420,6 +421,13 @@ async def bench_msd(tmp: Path) -> dict[str, Any]:
         return await bench_upload(url, storage, lambda: status_mb(pid))
 
 
+async def bench_vnc_daemon(tmp: Path) -> dict[str, Any]:
+    """VNC clients, against a daemon with the simulated streamer, OTG HID and VNC server."""
+    config = write_config(tmp, free_port())
+    with tempfile.TemporaryDirectory(prefix="kvmd-bench-") as name:
+        return await bench_vnc(config, tmp, Path(name), free_port)
+
+
 async def bench_memory_under_fuzz(tmp: Path) -> dict[str, float]:
     """RSS before and after three equal fuzz runs, against a daemon configured as by default."""
     folder = tmp / "fuzz"
@@ -437,6 +445,10 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             print_msd(await bench_msd(Path(tmp)))
         return
+    if sys.argv[1:] == ["vnc"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_vnc(await bench_vnc_daemon(Path(tmp)))
+        return
     if sys.argv[1:] == ["auth"]:
         with tempfile.TemporaryDirectory() as tmp:
             print_permissions(await bench_permissions(Path(tmp)))
@@ -448,6 +460,7 @@ async def main() -> None:
         results |= await bench_streamer(Path(tmp))
         results |= await bench_input(Path(tmp))
         results |= await bench_gpio(Path(tmp))
+        results |= await bench_vnc_daemon(Path(tmp))
         results |= await bench_msd(Path(tmp))
         results |= await bench_memory_under_fuzz(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
@@ -512,6 +525,7 @@ async def main() -> None:
         f" max {results['gpio_max_us']:.0f} us (debounce 0; a configured debounce adds to it)"
     )
 
+    print_vnc(results)
     print_msd(results)
     print_fuzz(results)
 
