@@ -4,6 +4,8 @@
 Pure functions over bytes, no I/O. Pixels come in as packed 8-bit RGB (Pillow's "RGB" mode);
 the common client formats are packed by Pillow's C raw encoders, any other true-colour format
 by per-channel lookup tables applied with Pillow, so no per-pixel Python loop runs anywhere.
+Pillow is imported when pixels are first needed: a daemon whose VNC clients all take Tight
+JPEG never loads it.
 """
 
 import dataclasses
@@ -11,8 +13,10 @@ import functools
 import io
 import struct
 import zlib
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageChops
+if TYPE_CHECKING:
+    from PIL import Image
 
 RAW = 0
 COPYRECT = 1
@@ -182,7 +186,9 @@ def _luts(fmt: PixelFormat, positions: tuple[int, ...]) -> tuple[tuple[list[int]
     )
 
 
-def _pack_generic(image: Image.Image, fmt: PixelFormat, positions: tuple[int, ...]) -> bytes:
+def _pack_generic(image: "Image.Image", fmt: PixelFormat, positions: tuple[int, ...]) -> bytes:
+    from PIL import Image, ImageChops  # noqa: PLC0415 -- see the module's docstring
+
     bands = image.split()
     out = []
     for luts in _luts(fmt, positions):
@@ -196,7 +202,7 @@ def _pack_generic(image: Image.Image, fmt: PixelFormat, positions: tuple[int, ..
     return Image.merge(mode, out).tobytes("raw", mode)
 
 
-def _pack(image: Image.Image, fmt: PixelFormat, positions: tuple[int, ...]) -> bytes:
+def _pack(image: "Image.Image", fmt: PixelFormat, positions: tuple[int, ...]) -> bytes:
     layout = _layout(fmt, positions)
     if layout not in _PILLOW_RAW_MODES:
         return _pack_generic(image, fmt, positions)
@@ -210,7 +216,9 @@ def _pack(image: Image.Image, fmt: PixelFormat, positions: tuple[int, ...]) -> b
     return data
 
 
-def _image(rgb: bytes, width: int, height: int) -> Image.Image:
+def _image(rgb: bytes, width: int, height: int) -> "Image.Image":
+    from PIL import Image  # noqa: PLC0415 -- see the module's docstring
+
     if width <= 0 or height <= 0 or len(rgb) != width * height * 3:
         raise ValueError(f"{len(rgb)} bytes are not a {width}x{height} RGB picture")
     return Image.frombuffer("RGB", (width, height), rgb, "raw", "RGB", 0, 1)
@@ -228,6 +236,8 @@ def raw(rgb: bytes, width: int, height: int, fmt: PixelFormat) -> bytes:
 
 def decode_jpeg(jpeg: bytes) -> tuple[bytes, int, int]:
     """A JPEG picture as packed 8-bit RGB, its width and its height."""
+    from PIL import Image  # noqa: PLC0415 -- see the module's docstring
+
     try:
         with Image.open(io.BytesIO(jpeg), formats=["JPEG"]) as image:
             image.load()

@@ -15,7 +15,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
-from PIL import Image, ImageDraw
 
 from kvmd.errors import KvmdError
 from kvmd.plugins.streamer.base import StreamerBackend
@@ -144,12 +143,16 @@ class FrameSource:
 
 
 def jpeg_size(jpeg: bytes) -> tuple[int, int]:
+    from PIL import Image  # noqa: PLC0415 -- Pillow only when a frame has no size header
+
     with Image.open(io.BytesIO(jpeg)) as image:
         return image.size
 
 
 def placeholder(text: str, width: int, height: int, quality: int = 80) -> bytes:
     """A black picture with white text, as PiKVM shows while there is no stream."""
+    from PIL import Image, ImageDraw  # noqa: PLC0415 -- Pillow only when it is drawn
+
     image = Image.new("RGB", (width, height))
     ImageDraw.Draw(image).text((20, 20), text, fill=(255, 255, 255), font_size=20)
     out = io.BytesIO()

@@ -15,9 +15,6 @@ import secrets
 import time
 from pathlib import Path
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
 logger = logging.getLogger(__name__)
 
 CHALLENGE_SIZE = 16
@@ -80,6 +77,10 @@ def encrypt(passwd: str, challenge: bytes) -> bytes:
     The key is the password's first 8 bytes (NUL-padded), each byte's bits reversed: a
     quirk of the first VNC implementation that every client keeps.
     """
+    # cryptography (its OpenSSL bindings: some 7 MB) is loaded by the first VNCAuth login.
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES  # noqa: PLC0415
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes  # noqa: PLC0415
+
     key = bytes(_REVERSED[byte] for byte in passwd.encode()[:8].ljust(8, b"\0"))
     # Triple DES with one key three times is single DES.
     encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()  # noqa: S305 -- the protocol's
