@@ -317,6 +317,10 @@ class _Session:
         if chosen not in subtypes:
             raise RfbError(f"VeNCrypt: sub-type {chosen} was not offered")
         if chosen in _TLS | _X509:
+            # The client's TLS hello follows the ack at once. Read by the plain stream, it
+            # would be lost to the TLS one (CPython gh-142352) and the handshake would hang:
+            # it stays in the socket until TLS reads it.
+            self._writer.transport.pause_reading()
             await self._write(b"\x01")
             await self._start_tls(x509=chosen in _X509)
         if chosen in (_PLAIN, _TLS_PLAIN, _X509_PLAIN):
