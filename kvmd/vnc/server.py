@@ -320,7 +320,9 @@ class _Session:
             # The client's TLS hello follows the ack at once. Read by the plain stream, it
             # would be lost to the TLS one (CPython gh-142352) and the handshake would hang:
             # it stays in the socket until TLS reads it.
-            self._writer.transport.pause_reading()
+            transport = self._writer.transport
+            if isinstance(transport, asyncio.ReadTransport):
+                transport.pause_reading()
             await self._write(b"\x01")
             await self._start_tls(x509=chosen in _X509)
         if chosen in (_PLAIN, _TLS_PLAIN, _X509_PLAIN):
