@@ -47,12 +47,9 @@ VNCDO = Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "vncdo"
 
 @pytest.fixture(scope="module")
 def vnc() -> Iterator[VncRun]:
+    # No client has seen a frame yet: ServerInit waits for the streamer's first one, so the
+    # first client without DesktopSize gets the target's size.
     with vnc_run("kvmd-vnc-") as run:
-        # A client that can resize sees the first frame: from then on ServerInit gives the
-        # target's size, which clients without DesktopSize need.
-        rfb = login(run.port, RAW, DESKTOP_SIZE)
-        rfb.frame()
-        rfb.close()
         yield run
 
 
