@@ -113,3 +113,22 @@ async def test_a_wrong_vncauth_password_is_refused_and_audited(vnc):
     assert [(r.principal, r.via, r.remote, r.result) for r in records] == [
         ("vncpasswd", "vnc", "127.0.0.1", "ForbiddenError")
     ]
+
+
+async def test_a_vanished_client_leaves_no_session_and_no_frame_reader(vnc):
+    server = vnc.vnc
+    async with connected(server.port) as client:
+        assert await client.vncauth("secret") == 0
+        client.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        client.request(incremental=False)
+        await asyncio.wait_for(client.next_update(), 10)
+        client.key(ord("a"), down=True)
+        assert server.sessions == 1
+        assert server._frames._task is not None  # the shared reader of the stream runs
+        client.writer.transport.abort()  # gone mid-session, no goodbye
+    deadline = time.monotonic() + 5
+    while (server.sessions or server._frames._task is not None) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (server.sessions, server._frames._task) == (0, None)
+    names = {task.get_name() for task in asyncio.all_tasks()}
+    assert "vnc-frames" not in names
