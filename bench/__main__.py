@@ -27,6 +27,7 @@ from bench.hid import StampingHost, bench_hid, hid_override
 from bench.msd import bench_upload, msd_override
 from bench.vnc import bench_vnc, print_vnc
 from kvmd.auth.htpasswd import hash_password
+from kvmd.sim.ustreamer import streamer_section
 
 TESTENV = REPO / "testenv"
 TARGETS = {
@@ -323,19 +324,9 @@ async def bench_streamer(
 ) -> dict[str, float]:
     port = free_port()
     sock = str(tmp / "sim-bench.sock")
-    streamer = {
-        "type": "ustreamer",
-        "unix": sock,
-        "shutdown_delay": 1.0,
-        "desired_fps": {"default": 30},
-        "cmd": [
-            sys.executable,
-            "-m",
-            "kvmd.sim.ustreamer",
-            "--unix={unix}",
-            "--desired-fps={desired_fps}",
-        ],
-    }
+    streamer = streamer_section(
+        sock, "--desired-fps={desired_fps}", shutdown_delay=1.0, desired_fps={"default": 30}
+    )
     config = write_config(tmp, port, streamer)
     proc = spawn_daemon(config, tmp)
     url = f"http://127.0.0.1:{port}"

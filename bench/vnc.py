@@ -15,7 +15,6 @@ import json
 import os
 import statistics
 import struct
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ import aiohttp
 from bench import QUICK, sized, timed
 from bench.daemon import ADMIN, running
 from bench.hid import StampingHost, hid_override, wait_online
+from kvmd.sim.ustreamer import streamer_section
 from kvmd.vnc.vncauth import encrypt
 
 TARGETS = {
@@ -188,23 +188,16 @@ def vnc_override(config: Path, folder: Path, ports: tuple[int, int], *, enabled:
     (port, vnc_port) = ports
     data = json.loads(config.read_text())
     data["kvmd"]["server"]["port"] = port
-    data["kvmd"]["streamer"] = {
-        "type": "ustreamer",
-        "unix": str(folder / "vnc-sim.sock"),
+    data["kvmd"]["streamer"] = streamer_section(
+        str(folder / "vnc-sim.sock"),
+        "--desired-fps={desired_fps}",
+        "--quality={quality}",
+        f"--resolution={RESOLUTION}",
         # Kept running between the windows, when no client watches for a moment.
-        "shutdown_delay": 30.0,
-        "quality": 100,
-        "desired_fps": {"default": STREAMER_FPS},
-        "cmd": [
-            sys.executable,
-            "-m",
-            "kvmd.sim.ustreamer",
-            "--unix={unix}",
-            "--desired-fps={desired_fps}",
-            "--quality={quality}",
-            f"--resolution={RESOLUTION}",
-        ],
-    }
+        shutdown_delay=30.0,
+        quality=100,
+        desired_fps={"default": STREAMER_FPS},
+    )
     data["vnc"] = {
         "enabled": enabled,
         "keymap": str(KEYMAP),

@@ -21,6 +21,7 @@ import ctypes
 import io
 import os
 import signal
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -241,6 +242,12 @@ class _PrintFeatures(argparse.Action):
         for name, has in FEATURES.items():
             print(f"{'+' if has else '-'} {name}")  # noqa: T201 - the answer kvmd reads
         parser.exit()
+
+
+def streamer_section(unix: str, *args: str, **fields: object) -> dict[str, object]:
+    """A `kvmd.streamer` config section that runs this simulated streamer (tests, benches)."""
+    cmd = [sys.executable, "-m", "kvmd.sim.ustreamer", "--unix={unix}", *args]
+    return {"type": "ustreamer", "unix": unix, **fields, "cmd": cmd}
 
 
 def main() -> None:

@@ -4,10 +4,10 @@
 import asyncio
 import contextlib
 import shutil
-import sys
 
 import pytest
 
+from kvmd.sim.ustreamer import streamer_section
 from tests.conftest import ADMIN, sample
 
 pytestmark = pytest.mark.timeout(30)
@@ -22,17 +22,9 @@ async def ocr_client(make_client, make_config, tmp_path):
     config = make_config(
         kvmd={
             "ocr": {"cmd": [tesseract]},
-            "streamer": {
-                "type": "ustreamer",
-                "unix": str(tmp_path / "sim.sock"),
-                "cmd": [
-                    sys.executable,
-                    "-m",
-                    "kvmd.sim.ustreamer",
-                    "--unix={unix}",
-                    f"--screen={tmp_path}/screen.txt",
-                ],
-            },
+            "streamer": streamer_section(
+                str(tmp_path / "sim.sock"), f"--screen={tmp_path}/screen.txt"
+            ),
         }
     )
     (client, deps) = await make_client(config)

@@ -8,11 +8,11 @@ target's screen text on the client's clipboard (PiKVM's server sends nothing bac
 import asyncio
 import contextlib
 import shutil
-import sys
 import time
 
 import pytest
 
+from kvmd.sim.ustreamer import streamer_section
 from tests.rfb import DESKTOP_SIZE, QUALITY_80, TIGHT, connected
 
 pytestmark = pytest.mark.timeout(60)
@@ -30,18 +30,9 @@ async def vnc(make_client, make_config, tmp_path):
     config = make_config(
         kvmd={
             "ocr": {"cmd": [tesseract]},
-            "streamer": {
-                "type": "ustreamer",
-                "unix": str(tmp_path / "sim.sock"),
-                "cmd": [
-                    sys.executable,
-                    "-m",
-                    "kvmd.sim.ustreamer",
-                    "--unix={unix}",
-                    "--desired-fps=20",
-                    f"--screen={tmp_path}/screen.txt",
-                ],
-            },
+            "streamer": streamer_section(
+                str(tmp_path / "sim.sock"), "--desired-fps=20", f"--screen={tmp_path}/screen.txt"
+            ),
         },
         vnc={
             "enabled": True,
