@@ -1,8 +1,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """OCR with the real tesseract, reading the simulated target's screen."""
 
-import asyncio
-import contextlib
 import shutil
 
 import pytest
@@ -27,12 +25,8 @@ async def ocr_client(make_client, make_config, tmp_path):
             ),
         }
     )
-    (client, deps) = await make_client(config)
-    task = asyncio.get_running_loop().create_task(deps.streamer.run())
-    yield client
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    (client, _) = await make_client(config, loops=True)  # the streamer's loop runs it
+    return client
 
 
 async def test_ocr_state_matches_pikvm_sample(ocr_client):

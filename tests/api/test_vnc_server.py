@@ -6,7 +6,6 @@ target's screen text on the client's clipboard (PiKVM's server sends nothing bac
 """
 
 import asyncio
-import contextlib
 import shutil
 import time
 
@@ -41,12 +40,8 @@ async def vnc(make_client, make_config, tmp_path):
             "auth": {"vncauth": {"enabled": True, "file": str(tmp_path / "vncpasswd")}},
         },
     )
-    (_, deps) = await make_client(config)
-    task = asyncio.get_running_loop().create_task(deps.streamer.run())
-    yield deps
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    (_, deps) = await make_client(config, loops=True)  # the streamer's loop runs it
+    return deps
 
 
 async def test_a_stalled_client_holds_one_frame_and_delays_no_other(vnc):
