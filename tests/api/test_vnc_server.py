@@ -118,3 +118,22 @@ async def test_a_vanished_client_leaves_no_session_and_no_frame_reader(vnc):
     assert (server.sessions, server._frames._task) == (0, None)
     names = {task.get_name() for task in asyncio.all_tasks()}
     assert "vnc-frames" not in names
+
+
+async def test_a_demoted_user_is_view_only_from_the_next_key(vnc, tmp_path, caplog):
+    users = tmp_path / "users.yaml"
+    async with connected(vnc.vnc.port) as client:
+        assert await client.vncauth("secret") == 0  # `secret -> admin`
+        client.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        client.key(ord("a"), down=True)
+        client.key(ord("a"), down=False)
+        users.write_text("admin:\n  roles: [viewer]\n")
+        deadline = time.monotonic() + 10
+        dropped = "VNC 127.0.0.1: admin (vncauth) is view only: input dropped"
+        while dropped not in caplog.text and time.monotonic() < deadline:
+            client.key(ord("b"), down=True)  # refused once the daemon re-reads the roles
+            client.key(ord("b"), down=False)
+            client.request(incremental=False)
+            await asyncio.wait_for(client.next_update(), 10)  # still watching
+            await asyncio.sleep(0.2)
+        assert dropped in caplog.text
