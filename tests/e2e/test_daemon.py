@@ -232,7 +232,8 @@ def test_a_pikvm_owners_settings_start_the_daemon_and_are_named(tmp_path: Path) 
     # PiKVM's daemons share one config tree and ignore what they don't know; an owner's
     # override names other daemons' sections and settings this daemon has no use for.
     pikvm = {
-        "vnc": {"keymap": "/usr/share/kvmd/keymaps/de"},
+        # Read, not ignored (the VNC server is kvmd's): its frame sources are.
+        "vnc": {"keymap": "/usr/share/kvmd/keymaps/de", "memsink": {"jpeg": {"sink": "j"}}},
         "otg": {"devices": {"ethernet": {"enabled": True}}},
         "kvmd": {
             "prometheus": {"auth": {"enabled": False}},
@@ -250,5 +251,5 @@ def test_a_pikvm_owners_settings_start_the_daemon_and_are_named(tmp_path: Path) 
     assert code == 0
     assert (
         "PiKVM settings this daemon does not use, ignored: "
-        "kvmd.hid.ignore_keys, kvmd.prometheus, otg.devices, vnc"
+        "kvmd.hid.ignore_keys, kvmd.prometheus, otg.devices, vnc.memsink"
     ) in out

@@ -72,9 +72,18 @@ def make_run(
     """
     run = Path(tempfile.mkdtemp(prefix=prefix))  # short: unix socket paths live here
     port = free_port()
+    vnc_port = (env or {}).get("VNC_PORT") or str(free_port())
     log = (run / "make-run.log").open("wb")
     proc = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"PORT={port}", f"RUN={run}"],
+        # Its own VNC port too: two `make run`s must not both take 5900.
+        [
+            "make",
+            "--no-print-directory",
+            "run",
+            f"PORT={port}",
+            f"RUN={run}",
+            f"VNC_PORT={vnc_port}",
+        ],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
