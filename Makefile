@@ -14,16 +14,21 @@ BIN := $(VENV)/bin
 .PHONY: run test lint typecheck pytest bench bench-quick clean install uninstall
 
 # System programs kvmd runs or the tests drive as a user would, as command=Debian packages;
-# installed only where the command is missing.
+# installed only where the command is missing. slapd and freeradius are the real LDAP and
+# RADIUS servers of the auth tests (tests/authservers.py starts its own instances; their
+# postinst cannot start the system services here, and the apt line is noninteractive).
 SYSTEM_TOOLS := curl=curl ustreamer=ustreamer tesseract=tesseract-ocr,tesseract-ocr-eng \
 	chromium=chromium systemd-analyze=systemd nginx=nginx openssl=openssl \
-	vncviewer=tigervnc-viewer Xvfb=xvfb
+	vncviewer=tigervnc-viewer Xvfb=xvfb \
+	slapd=slapd ldapmodify=ldap-utils freeradius=freeradius radclient=freeradius-utils
 
 # Data and libraries, as path=Debian package: the keyboard layouts (PiKVM's format) and
-# libxkbcommon, which names their keysyms.
+# libxkbcommon, which names their keysyms; cwrap's pam_wrapper (preload + pam_matrix) runs
+# PAM services from a temp dir for the PAM auth tests.
 SYSTEM_FILES := /usr/share/qemu/keymaps/en-us=qemu-system-data \
 	/usr/lib/*/libxkbcommon.so.0=libxkbcommon0 /usr/share/X11/xkb/symbols/us=xkb-data \
-	/usr/share/X11/locale/en_US.UTF-8/Compose=libx11-data
+	/usr/share/X11/locale/en_US.UTF-8/Compose=libx11-data \
+	/usr/lib/*/libpam_wrapper.so=libpam-wrapper
 
 $(BIN)/.installed: pyproject.toml
 	@missing=$$(for t in $(SYSTEM_TOOLS); do \
