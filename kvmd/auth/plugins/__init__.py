@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where a password is checked: PiKVM's auth plugins (`kvmd.auth.external`).
+
+A plugin answers one question, whether `user` may log in with `passwd`, and, where the
+service says so, which groups the user is in (the roles come from them through
+`auth.role_map`). A service that can't answer (down, slow, misconfigured) raises
+`AuthServiceError`, a 503 to the client: never a hang, never a silent "no", and never a
+fall back to another service. Throttling, lockout, TOTP and the audit trail stay with
+the caller (AuthManager), whichever plugin answers.
+"""
+
+import abc
+import dataclasses
+
+from kvmd.errors import UnavailableError
+
+
+class AuthServiceError(UnavailableError):
+    """The authentication service could not answer."""
+
+    default_msg = "The authentication service is unavailable"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    # What the service says the user belongs to: LDAP groups, RADIUS classes, claims.
+    groups: tuple[str, ...] = ()
+
+
+DENIED = Verdict(ok=False)
+
+
+class AuthPlugin(abc.ABC):
+    """One authentication service."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def authorize(self, user: str, passwd: str) -> Verdict:
+        """The service's answer; AuthServiceError when it gives none in time."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Let go of connections (at shutdown)."""
