@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PiKVM's ldap and radius auth plugins against real slapd and FreeRADIUS on loopback."""
+
+import time
+
+import pytest
+
+from kvmd.auth.plugins import AuthServiceError, Verdict
+from kvmd.auth.plugins.ldap import LdapAuth, LdapAuthConfig
+from kvmd.auth.plugins.radius import RadiusAuth, RadiusAuthConfig
+from tests.authservers import radius_server, slapd_server
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def slapd():
+    users = {"alice": "alice-pw", "bob": "bob-pw"}
+    with slapd_server(users, {"kvm": ["alice"], "kvm-operators": ["alice"]}) as server:
+        yield server
+
+
+def ldap(server, **options) -> LdapAuth:
+    # slapd takes a DN to bind, not AD's user@domain: kvmd's `user_dn`, and a search by uid.
+    config = {
+        "url": server.url,
+        "base": server.base,
+        "group": server.group_dn("kvm"),
+        "user_dn": f"uid={{user}},ou=people,{server.base}",
+        "filter": "(&(uid={user})(memberOf={group}))",
+        **options,
+    }
+    return LdapAuth(LdapAuthConfig(**config))
+
+
+async def test_ldap_right_wrong_and_not_in_the_group(slapd):
+    auth = ldap(slapd)
+    verdict = await auth.authorize("alice", "alice-pw")
+    assert verdict.ok
+    assert sorted(verdict.groups) == sorted(
+        [slapd.group_dn("kvm"), slapd.group_dn("kvm-operators")]
+    )
+    assert await auth.authorize("alice", "wrong") == Verdict(ok=False)
+    assert await auth.authorize("alice", "") == Verdict(ok=False)  # no anonymous bind
+    assert await auth.authorize("bob", "bob-pw") == Verdict(ok=False)  # not in `kvm`
+    assert await auth.authorize("nobody", "x") == Verdict(ok=False)
+
+
+async def test_ldap_group_changes_count_at_the_next_login(slapd):
+    auth = ldap(slapd)
+    slapd.set_members("kvm", ["alice", "bob"])
+    try:
+        assert (await auth.authorize("bob", "bob-pw")).groups == (slapd.group_dn("kvm"),)
+    finally:
+        slapd.set_members("kvm", ["alice"])
+    assert not (await auth.authorize("bob", "bob-pw")).ok
+
+
+async def test_ldap_down_is_an_error_within_the_timeout(slapd):
+    auth = ldap(slapd, url="ldap://127.0.0.1:1", timeout=2)
+    started = time.monotonic()
+    with pytest.raises(AuthServiceError, match="LDAP"):
+        await auth.authorize("alice", "alice-pw")
+    assert time.monotonic() - started < 10
+
+
+def test_ldap_needs_pikvms_required_keys():
+    with pytest.raises(ValueError, match="ldap needs `group`"):
+        LdapAuthConfig(url="ldap://x", base="dc=x")
+
+
+@pytest.fixture(scope="module")
+def radius():
+    users = {
+        "alice": ("alice-pw", {"Class": "kvm-operators"}),
+        "bob": ("bob-pw", {"Filter-Id": "kvm-viewers"}),
+    }
+    with radius_server(users, "s3cret") as server:
+        yield server
+
+
+async def test_radius_accept_with_its_attributes_and_reject(radius):
+    auth = RadiusAuth(RadiusAuthConfig(host=radius.host, port=radius.port, secret=radius.secret))
+    assert await auth.authorize("alice", "alice-pw") == Verdict(True, ("kvm-operators",))
+    assert await auth.authorize("bob", "bob-pw") == Verdict(True, ("kvm-viewers",))
+    assert await auth.authorize("alice", "wrong") == Verdict(ok=False)
+    wrong_secret = RadiusAuth(
+        RadiusAuthConfig(host=radius.host, port=radius.port, secret="other", timeout=0.5)
+    )
+    # A client with the wrong secret gets no answer it can trust: the server drops it.
+    with pytest.raises(AuthServiceError):
+        await wrong_secret.authorize("alice", "alice-pw")
+
+
+async def test_radius_down_is_an_error_within_the_timeout(unused_udp_port):
+    auth = RadiusAuth(
+        RadiusAuthConfig(host="127.0.0.1", port=unused_udp_port, secret="x", timeout=0.5)
+    )
+    started = time.monotonic()
+    with pytest.raises(AuthServiceError, match="RADIUS"):
+        await auth.authorize("alice", "pw")
+    assert time.monotonic() - started < 3
