@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""PiKVM's ldap and radius auth plugins against real slapd and FreeRADIUS on loopback."""
+"""PiKVM's ldap, radius and pam auth plugins against real slapd, FreeRADIUS and PAM."""
 
+import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -8,7 +11,7 @@ import pytest
 from kvmd.auth.plugins import AuthServiceError, Verdict
 from kvmd.auth.plugins.ldap import LdapAuth, LdapAuthConfig
 from kvmd.auth.plugins.radius import RadiusAuth, RadiusAuthConfig
-from tests.authservers import radius_server, slapd_server
+from tests.authservers import pam_service, radius_server, slapd_server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -100,3 +103,30 @@ async def test_radius_down_is_an_error_within_the_timeout(unused_udp_port):
     with pytest.raises(AuthServiceError, match="RADIUS"):
         await auth.authorize("alice", "pw")
     assert time.monotonic() - started < 3
+
+
+# PAM runs in the process that asks, so the plugin is asked in a child started with the
+# service's environment (pam_wrapper: a service file and passwords of its own, no accounts).
+PAM_CHECK = """
+import asyncio, json, sys
+from kvmd.auth.plugins.pam import PamAuth, PamAuthConfig
+async def main():
+    auth = PamAuth(PamAuthConfig(service=sys.argv[1], deny_users=["mallory"]))
+    tries = [("alice", "alice-pw"), ("alice", "wrong"), ("mallory", "mallory-pw"), ("nobody", "x")]
+    print(json.dumps([(await auth.authorize(u, p)).ok for (u, p) in tries]))
+asyncio.run(main())
+"""
+
+
+def test_pam_right_wrong_and_denied_users():
+    with pam_service({"alice": "alice-pw", "mallory": "mallory-pw"}) as pam:
+        done = subprocess.run(
+            [sys.executable, "-c", PAM_CHECK, pam.service],
+            env=pam.env,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr.decode()
+    # mallory's password is right, but deny_users comes first.
+    assert json.loads(done.stdout) == [True, False, False, False]

@@ -1,0 +1,63 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PiKVM's `pam` auth plugin: the Pi's own accounts, through a PAM service.
+
+python-pam (the library PiKVM's plugin uses, ctypes over libpam) runs the conversation in
+a worker thread, one at a time: PAM modules are not all thread-safe. PiKVM's checks come
+first: `allow_users` (if any), `deny_users`, and `allow_uids_at` (accounts with a smaller
+UID, the system's, are refused). PAM says nothing of groups: roles come from `users.yaml`
+and `default_role`.
+"""
+
+import asyncio
+import logging
+import pwd
+from typing import Annotated
+
+import msgspec
+
+from kvmd.auth.plugins import DENIED, AuthPlugin, Verdict
+from kvmd.config.base import Section
+
+logger = logging.getLogger(__name__)
+
+
+class PamAuthConfig(Section, frozen=True, tag_field="type", tag="pam"):
+    service: str = "login"
+    allow_users: list[str] = msgspec.field(default_factory=list)
+    deny_users: list[str] = msgspec.field(default_factory=list)
+    allow_uids_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class PamAuth(AuthPlugin):
+    name = "pam"
+
+    def __init__(self, config: PamAuthConfig) -> None:
+        self._config = config
+        self._one_at_a_time = asyncio.Lock()
+
+    async def authorize(self, user: str, passwd: str) -> Verdict:
+        config = self._config
+        if (config.allow_users and user not in config.allow_users) or user in config.deny_users:
+            return DENIED
+        if config.allow_uids_at > 0:
+            try:
+                uid = pwd.getpwnam(user).pw_uid
+            except KeyError:
+                return DENIED
+            if uid < config.allow_uids_at:
+                return DENIED
+        async with self._one_at_a_time:
+            ok = await asyncio.to_thread(self._authenticate, user, passwd)
+        return Verdict(ok=True) if ok else DENIED
+
+    def _authenticate(self, user: str, passwd: str) -> bool:
+        import pam  # type: ignore[import-untyped]  # noqa: PLC0415 -- only where PAM is configured
+
+        session = pam.pam()
+        if session.authenticate(user, passwd, service=self._config.service):
+            return True
+        logger.info("PAM %s: %s: %s (%s)", self._config.service, user, session.reason, session.code)
+        return False
+
+    async def close(self) -> None:
+        pass
