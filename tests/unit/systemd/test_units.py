@@ -47,7 +47,12 @@ def test_every_unit_verifies(staged: list[Path]) -> None:
         timeout=60,
         check=False,
     )
-    assert (result.returncode, result.stderr) == (0, "")
+    # verify also loads the units ours are ordered with: what it says of the machine's own
+    # (Debian's freeradius.service, installed for the auth tests, uses a deprecated key) is
+    # not ours to fix.
+    ours = {unit.name for unit in staged}
+    said = [line for line in result.stderr.splitlines() if any(name in line for name in ours)]
+    assert (result.returncode, said) == (0, [])
 
 
 def test_kvmd_is_a_notify_service_with_a_watchdog_and_a_staged_stop() -> None:
