@@ -84,6 +84,7 @@ async def start(deps: Deps, stack: contextlib.AsyncExitStack) -> list[Coroutine[
     deps.bus.publish(Topic.HID_KEYMAPS, read_keymaps(Path(deps.config.kvmd.hid.keymap)))
     await deps.ocr.start()
     deps.hub.start()
+    stack.push_async_callback(deps.auth.close)  # the external auth service's connections
     if deps.vnc is not None:
         await deps.vnc.start()
         stack.push_async_callback(deps.vnc.stop)

@@ -31,6 +31,8 @@ from kvmd.errors import ConfigError, OperationError
 
 logger = logging.getLogger(__name__)
 
+# `auth.default_role: none`: a user no role names may not log in at all.
+NO_ROLE = "none"
 BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
     "admin": ALL_PERMISSIONS,
     "operator": ALL_PERMISSIONS - {Permission.LOGS, Permission.ADMIN},
@@ -65,12 +67,21 @@ class UserRights:
 
 class Accounts:
     def __init__(
-        self, htpasswd: Path, users: Path | None, roles: Path | None, default_role: str
+        self,
+        htpasswd: Path,
+        users: Path | None,
+        roles: Path | None,
+        default_role: str,
+        role_map: dict[str, str] | None = None,
     ) -> None:
         self._htpasswd = Htpasswd(htpasswd)
         self._users_path = users
         self._roles_path = roles
         self._default_role = default_role
+        self._role_map = role_map or {}
+        # Users of the external service (kvmd.auth.external) -> the groups it named at
+        # their last login.
+        self._external: dict[str, tuple[str, ...]] = {}
         self._signatures: dict[Path, FileSignature | None] = {}
         self._known: frozenset[str] = frozenset()
         self._users: dict[str, UserEntry] = {}
@@ -132,8 +143,19 @@ class Accounts:
         return True
 
     def _check_default_role(self) -> None:
-        if self._default_role not in BUILTIN_ROLES and self._default_role not in self._roles:
+        known = {*BUILTIN_ROLES, *self._roles}
+        if self._default_role not in known | {NO_ROLE}:
             raise ConfigError(f"auth.default_role {self._default_role!r} is not a known role")
+        for group, role in self._role_map.items():
+            if role not in known:
+                raise ConfigError(f"auth.role_map: {group!r} -> {role!r} is not a known role")
+
+    def set_external(self, user: str, groups: tuple[str, ...]) -> None:
+        """What the external service said of `user` at a login: its rights follow now."""
+        if self._external.get(user) != groups:
+            self._external[user] = groups
+            self._rights.pop(user, None)
+            self.generation += 1
 
     def exists(self, user: str) -> bool:
         return user in self._known
@@ -147,13 +169,19 @@ class Accounts:
         return rights
 
     def _resolve(self, user: str) -> UserRights | None:
-        if user not in self._known:
+        if user not in self._known and user not in self._external:
             return None
         entry = self.entry(user)
         if entry.disabled:
             return None
-        permissions = self._entry_permissions(entry, self._roles)
-        return UserRights(permissions, self._roles_of(entry), entry.must_change_passwd)
+        roles = self._roles_of(entry)
+        if entry.roles is None and user in self._external:
+            mapped = [self._role_map[g] for g in self._external[user] if g in self._role_map]
+            roles = tuple(dict.fromkeys(mapped)) or roles
+        if roles == (NO_ROLE,):
+            return None  # nothing maps the user to a role, and the owner lets none in
+        permissions = self.permissions_with(roles, self._roles)
+        return UserRights(permissions, roles, entry.must_change_passwd)
 
     def _roles_of(self, entry: UserEntry) -> tuple[str, ...]:
         return tuple(entry.roles) if entry.roles is not None else (self._default_role,)

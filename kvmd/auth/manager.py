@@ -13,6 +13,7 @@ from pathlib import Path
 from kvmd.auth.accounts import Accounts
 from kvmd.auth.apikeys import ApiKey, ApiKeys
 from kvmd.auth.files import FileSignature, optional_path
+from kvmd.auth.plugins import make_plugin
 from kvmd.auth.principal import Kind, Principal, Via, effective
 from kvmd.auth.rules import KEY_PREFIX
 from kvmd.auth.sessions import Session, Sessions
@@ -82,7 +83,10 @@ class AuthManager:
             optional_path(files.users),
             optional_path(files.roles),
             config.default_role,
+            config.role_map,
         )
+        self._external = make_plugin(config.external) if config.external else None
+        self._force_users = frozenset(config.internal.force_users)
         self.keys = ApiKeys(optional_path(files.keys))
         self.sessions = Sessions(config.expire)
         self._by_address = Throttle(config.throttle.attempts, config.throttle.seconds)
@@ -183,14 +187,29 @@ class AuthManager:
             guess.charge()
         return await self._verify_once(key, user, passwd, signature)
 
+    async def _check(self, user: str, passwd: str) -> bool:
+        external = self._external
+        if external is None or user in self._force_users:
+            async with self._hashing:
+                return await asyncio.to_thread(self.accounts.htpasswd.verify, user, passwd)
+        # No fall back to the htpasswd file: a service that can't answer is a 503.
+        verdict = await external.authorize(user, passwd)
+        logger.info("%s: %s via %s", user, "authorized" if verdict.ok else "denied", external.name)
+        if verdict.ok:
+            self.accounts.set_external(user, verdict.groups)
+        return verdict.ok
+
+    async def close(self) -> None:
+        if self._external is not None:
+            await self._external.close()
+
     async def _verify_once(
         self, key: bytes, user: str, passwd: str, signature: FileSignature | None
     ) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            async with self._hashing:
-                ok = await asyncio.to_thread(self.accounts.htpasswd.verify, user, passwd)
+            ok = await self._check(user, passwd)
             future.set_result(ok)
         except BaseException as exc:
             future.set_exception(exc)

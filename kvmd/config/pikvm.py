@@ -36,8 +36,6 @@ IGNORED: frozenset[tuple[str, ...]] = frozenset(
         # kvmd settings of features this daemon does not have (yet), or has its own way.
         "kvmd.server.access_log_format",
         "kvmd.auth.usc",
-        "kvmd.auth.internal.force_users",
-        "kvmd.auth.external",
         "kvmd.auth.extend",
         "kvmd.info.fan.daemon",
         # Metrics always need credentials with `state` here (SECURITY.md).

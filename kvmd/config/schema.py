@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
+from kvmd.auth.plugins.config import ExternalAuthConfig
 from kvmd.config.base import Section
 from kvmd.hw.gadget_config import OtgConfig
 from kvmd.plugins.atx.config import AtxConfig, DisabledAtxConfig
@@ -40,6 +41,8 @@ class HtpasswdAuthConfig(Section, frozen=True, tag_field="type", tag="htpasswd")
     """Passwords from an Apache htpasswd file (bcrypt, sha256/sha512-crypt, apr1, {SSHA})."""
 
     file: str = "/etc/kvmd/htpasswd"
+    # With an external service: these users still log in with the htpasswd file (PiKVM's).
+    force_users: list[str] = field(default_factory=list)
 
 
 class TotpSecretConfig(Section, frozen=True):
@@ -92,6 +95,10 @@ class AuthConfig(Section, frozen=True):
     # How long a verified header/basic password stays in the in-memory cache (0 = never).
     cache_ttl: Seconds = 60.0
     internal: HtpasswdAuthConfig = field(default_factory=HtpasswdAuthConfig)
+    # PiKVM's external service: everyone but `internal.force_users` logs in through it.
+    external: ExternalAuthConfig | None = None
+    # A group the external service names (LDAP group DN, RADIUS Class, ...) -> a role.
+    role_map: dict[str, str] = field(default_factory=dict)
     totp: TotpConfig = field(default_factory=TotpConfig)
     # The role of a user with no entry in `files.users`: `admin` behaves as PiKVM does.
     default_role: str = "admin"

@@ -43,3 +43,22 @@ class AuthPlugin(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Let go of connections (at shutdown)."""
+
+
+def make_plugin(config: object) -> AuthPlugin:
+    """The plugin of a `kvmd.auth.external` section."""
+    # Imported here: each plugin's module loads its library only when it is used.
+    from kvmd.auth.plugins.http import HttpAuth, HttpAuthConfig  # noqa: PLC0415
+    from kvmd.auth.plugins.ldap import LdapAuth, LdapAuthConfig  # noqa: PLC0415
+    from kvmd.auth.plugins.pam import PamAuth, PamAuthConfig  # noqa: PLC0415
+    from kvmd.auth.plugins.radius import RadiusAuth, RadiusAuthConfig  # noqa: PLC0415
+
+    if isinstance(config, HttpAuthConfig):
+        return HttpAuth(config)
+    if isinstance(config, LdapAuthConfig):
+        return LdapAuth(config)
+    if isinstance(config, RadiusAuthConfig):
+        return RadiusAuth(config)
+    if isinstance(config, PamAuthConfig):
+        return PamAuth(config)
+    raise TypeError(f"no auth plugin for {type(config).__name__}")

@@ -95,7 +95,6 @@ def test_an_owners_pikvm_override_loads_and_names_what_is_ignored(tmp_path):
     config = load_files([main, over], ignored)
     assert ignored == [
         "janus",
-        "kvmd.auth.internal.force_users",
         "kvmd.auth.usc",
         "kvmd.hid.ignore_keys",
         "kvmd.prometheus",
@@ -108,6 +107,7 @@ def test_an_owners_pikvm_override_loads_and_names_what_is_ignored(tmp_path):
     assert config.vnc.keymap == "/usr/share/kvmd/keymaps/de"
     assert config.vnc.auth.vncauth.enabled is True
     assert config.kvmd.auth.internal.file == "/etc/kvmd/htpasswd"
+    assert config.kvmd.auth.internal.force_users == ["admin"]
     assert config.kvmd.hid.jiggler.active is True
     # A misspelt key is still refused, PiKVM's or not.
     typo = write(tmp_path / "t.yaml", "kvmd:\n  prometheus: {}\n  hid: {ignore_key: []}\n")

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""PiKVM's external auth (`kvmd.auth.external`) through the API, with the http plugin.
+
+The auth service is a real HTTP server on loopback. Everyone but `internal.force_users`
+logs in through it, with no fall back to the htpasswd file; the groups it names map to
+roles through `auth.role_map`; a service that can't answer is a 503.
+"""
+
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.authservers import slapd_server
+from tests.conftest import ADMIN
+
+OPERATOR = ["state", "video", "hid", "atx", "msd", "gpio", "streamer", "share"]
+VIEWER = ["state", "video"]
+
+
+@pytest.fixture
+async def service(aiohttp_server):
+    state: dict[str, Any] = {
+        "users": {"alice": ("alice-pw", ["kvm-ops"]), "bob": ("bob-pw", [])},
+        "status": 200,
+        "asked": [],
+    }
+
+    async def auth(request: web.Request) -> web.Response:
+        body = await request.json()
+        state["asked"].append(body["user"])
+        if state["status"] != 200:
+            return web.Response(status=state["status"])
+        (passwd, groups) = state["users"].get(body["user"], (None, []))
+        if passwd is None or body["passwd"] != passwd:
+            return web.Response(status=403)
+        return web.json_response({"groups": groups})
+
+    app = web.Application()
+    app.router.add_post("/auth", auth)
+    server = await aiohttp_server(app)
+    state["url"] = str(server.make_url("/auth"))
+    return state
+
+
+@pytest.fixture
+async def client(make_client, make_config, service):
+    auth = {
+        "internal": {"force_users": ["admin"]},
+        "external": {"type": "http", "url": service["url"], "timeout": 2.0},
+        "role_map": {"kvm-ops": "operator"},
+        "default_role": "viewer",
+        "cache_ttl": 0,
+    }
+    (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+    return client
+
+
+def creds(user: str, passwd: str) -> dict[str, str]:
+    return {"X-KVMD-User": user, "X-KVMD-Passwd": passwd}
+
+
+async def check(client, user, passwd):
+    response = await client.get("/api/auth/check", headers=creds(user, passwd))
+    body = await response.json()
+    return (response.status, body["result"].get("permissions", body["result"].get("error")))
+
+
+async def test_directory_users_get_the_roles_their_groups_map_to(client, service):
+    assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
+    assert await check(client, "bob", "bob-pw") == (200, VIEWER)  # no group: default_role
+    assert await check(client, "alice", "wrong") == (403, "ForbiddenError")
+    assert await check(client, "nobody", "x") == (403, "ForbiddenError")
+    # A login session, as the web UI makes one.
+    login = await client.post("/api/auth/login", data={"user": "alice", "passwd": "alice-pw"})
+    assert login.status == 200
+    assert "auth_token" in login.cookies
+
+
+async def test_a_group_change_is_the_new_role_at_the_next_login(client, service):
+    assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
+    service["users"]["alice"] = ("alice-pw", [])
+    assert await check(client, "alice", "alice-pw") == (200, VIEWER)
+
+
+async def test_force_users_stay_with_the_htpasswd_file(client, service):
+    response = await client.get("/api/auth/check", headers=ADMIN)
+    assert response.status == 200
+    assert "admin" not in service["asked"]
+    # No fall back either way: admin's htpasswd password is no directory password.
+    assert await check(client, "bob", "admin") == (403, "ForbiddenError")
+
+
+async def test_a_service_that_fails_is_a_503_not_a_no(client, service):
+    service["status"] = 500
+    assert await check(client, "alice", "alice-pw") == (503, "AuthServiceError")
+
+
+async def test_a_service_that_is_down_is_a_503(make_client, make_config, unused_tcp_port):
+    auth = {"external": {"type": "http", "url": f"http://127.0.0.1:{unused_tcp_port}/auth"}}
+    (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+    assert await check(client, "alice", "alice-pw") == (503, "AuthServiceError")
+
+
+async def test_default_role_none_lets_in_only_mapped_users(make_client, make_config, service):
+    auth = {
+        "external": {"type": "http", "url": service["url"]},
+        "role_map": {"kvm-ops": "operator"},
+        "default_role": "none",
+    }
+    (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+    assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
+    assert await check(client, "bob", "bob-pw") == (403, "ForbiddenError")
+
+
+async def test_ldap_users_log_in_with_the_roles_of_their_groups(make_client, make_config):
+    # A real slapd; PiKVM's keys plus kvmd's user_dn/filter, which OpenLDAP needs.
+    users = {"alice": "alice-pw", "bob": "bob-pw"}
+    with slapd_server(users, {"kvm": ["alice", "bob"], "kvm-ops": ["alice"]}) as slapd:
+        auth = {
+            "external": {
+                "type": "ldap",
+                "url": slapd.url,
+                "base": slapd.base,
+                "group": slapd.group_dn("kvm"),
+                "user_dn": f"uid={{user}},ou=people,{slapd.base}",
+                "filter": "(&(uid={user})(memberOf={group}))",
+            },
+            "role_map": {slapd.group_dn("kvm-ops"): "operator"},
+            "default_role": "viewer",
+            "cache_ttl": 0,
+        }
+        (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+        assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
+        assert await check(client, "bob", "bob-pw") == (200, VIEWER)
+        assert await check(client, "bob", "wrong") == (403, "ForbiddenError")
+        slapd.set_members("kvm-ops", ["bob"])
+        assert await check(client, "bob", "bob-pw") == (200, OPERATOR)
