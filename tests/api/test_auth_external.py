@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.authservers import slapd_server
+from tests.authservers import radius_server, slapd_server
 from tests.conftest import ADMIN
 
 OPERATOR = ["state", "video", "hid", "atx", "msd", "gpio", "streamer", "share"]
@@ -136,3 +136,26 @@ async def test_ldap_users_log_in_with_the_roles_of_their_groups(make_client, mak
         assert await check(client, "bob", "wrong") == (403, "ForbiddenError")
         slapd.set_members("kvm-ops", ["bob"])
         assert await check(client, "bob", "bob-pw") == (200, OPERATOR)
+
+
+async def test_radius_users_log_in_with_the_roles_of_their_class(make_client, make_config):
+    users = {
+        "alice": ("alice-pw", {"Class": "kvm-ops"}),
+        "bob": ("bob-pw", {}),
+    }
+    with radius_server(users, "s3cret") as radius:
+        auth = {
+            "external": {
+                "type": "radius",
+                "host": radius.host,
+                "port": radius.port,
+                "secret": radius.secret,
+            },
+            "role_map": {"kvm-ops": "operator"},
+            "default_role": "viewer",
+            "cache_ttl": 0,
+        }
+        (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+        assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
+        assert await check(client, "bob", "bob-pw") == (200, VIEWER)
+        assert await check(client, "alice", "wrong") == (403, "ForbiddenError")

@@ -311,3 +311,20 @@ def test_cli_refuses_a_broken_keymap_naming_file_and_line(tmp_path):
         f"kvmd: config error: kvmd.hid.keymap: {keymap}:3:"
         " expected a keysym name and a hex scancode\n"
     )
+
+
+def test_pikvms_external_auth_loads_and_a_wrong_key_is_named(tmp_path):
+    main = write(tmp_path / "m.yaml", "kvmd:\n  hid:\n    type: otg\n")
+    ldap = (
+        "kvmd:\n  auth:\n    external:\n      type: ldap\n      url: ldaps://dc.example.com\n"
+        "      base: dc=example,dc=com\n      group: cn=kvm,dc=example,dc=com\n"
+    )
+    config = load_files([main, write(tmp_path / "o.yaml", ldap)])
+    external = config.kvmd.auth.external
+    assert (type(external).__name__, getattr(external, "url", None)) == (
+        "LdapAuthConfig",
+        "ldaps://dc.example.com",
+    )
+    typo = write(tmp_path / "t.yaml", ldap + "      gruop: x\n")
+    with pytest.raises(ConfigError, match=r"kvmd\.auth\.external\.gruop"):
+        load_files([main, typo])
