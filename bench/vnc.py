@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import statistics
-import struct
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,7 +25,7 @@ from bench import QUICK, sized, timed
 from bench.daemon import ADMIN, running
 from bench.hid import StampingHost, hid_override, wait_online
 from kvmd.sim.ustreamer import streamer_section
-from kvmd.vnc.vncauth import encrypt
+from tests.rfb import DESKTOP_SIZE, TIGHT, ZRLE, RfbClient
 
 TARGETS = {
     "tight_vs_streamer": 0.90,
@@ -47,132 +46,27 @@ KEYMAP = Path("/usr/share/qemu/keymaps/en-us")
 STREAMER_FPS = 30
 RESOLUTION = "1920x1080"
 
-TIGHT = 7
-ZRLE = 16
 JPEG_QUALITY_100 = -23
-DESKTOP_SIZE = -223
 TIGHT_ENCODINGS = (TIGHT, JPEG_QUALITY_100, DESKTOP_SIZE)
 ZRLE_ENCODINGS = (ZRLE, DESKTOP_SIZE)
 KEYSYM_A = 0x61
 
 
-class RfbClient:
-    """One viewer: RFB 3.8, VNCAuth, then updates read as fast as they come."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self.size = (0, 0)
-        self.frames = 0  # updates that carried a picture
-        self.bytes = 0
-
-    @classmethod
-    async def connect(cls, port: int, encodings: tuple[int, ...]) -> "RfbClient":
-        (reader, writer) = await asyncio.open_connection("127.0.0.1", port)
-        client = cls(reader, writer)
-        try:
-            async with asyncio.timeout(10):
-                await client._handshake(encodings)
-        except BaseException:
-            writer.close()
-            raise
-        return client
-
-    async def _handshake(self, encodings: tuple[int, ...]) -> None:
-        read = self._reader.readexactly
-        version = await read(12)
-        if not version.startswith(b"RFB 003."):
-            raise RuntimeError(f"not an RFB server: {version!r}")
-        self._writer.write(b"RFB 003.008\n")
-        types = await read((await read(1))[0])
-        if 2 not in types:
-            raise RuntimeError(f"no VNCAuth among the security types {list(types)}")
-        self._writer.write(b"\x02")
-        self._writer.write(encrypt(PASSWORD, await read(16)))
-        (result,) = struct.unpack(">I", await read(4))
-        if result != 0:
-            (length,) = struct.unpack(">I", await read(4))
-            raise RuntimeError(f"VNCAuth refused: {(await read(length)).decode()}")
-        self._writer.write(b"\x01")  # ClientInit: shared
-        (width, height) = struct.unpack(">HH", await read(4))
-        await read(16)  # the server's pixel format, which the client keeps
-        (name_length,) = struct.unpack(">I", await read(4))
-        await read(name_length)
-        self.size = (width, height)
-        self._writer.write(
-            struct.pack(">BxH", 2, len(encodings)) + struct.pack(f">{len(encodings)}i", *encodings)
-        )
-        await self._writer.drain()
-
-    def request(self, *, incremental: bool) -> None:
-        self._writer.write(struct.pack(">BBHHHH", 3, int(incremental), 0, 0, *self.size))
-
-    async def key(self, keysym: int, *, down: bool) -> None:
-        self._writer.write(struct.pack(">BBxxI", 4, int(down), keysym))
-        await self._writer.drain()
-
-    async def watch(self, deadline: float) -> None:
-        """Until `deadline`: one update request outstanding, each update read whole."""
-        read = self._reader.readexactly
-        self.request(incremental=False)
-        while (remaining := deadline - time.monotonic()) > 0:
-            # Only the wait for a message is cut short: a message begun is read whole, so
-            # that the next watch starts at a message boundary.
-            try:
-                async with asyncio.timeout(remaining):
-                    kind = (await read(1))[0]
-            except TimeoutError:
-                return
-            if kind == 0:
-                if await self._update():
-                    self.frames += 1
-                self.request(incremental=True)
-            elif kind == 2:  # Bell
-                pass
-            elif kind == 3:  # ServerCutText
-                (length,) = struct.unpack(">xxxI", await read(7))
-                await read(length)
-            elif kind == 150:  # EndOfContinuousUpdates
-                pass
-            else:
-                raise RuntimeError(f"unknown server message {kind}")
-
-    async def _update(self) -> bool:
-        """One FramebufferUpdate read whole; whether it had a picture in it."""
-        read = self._reader.readexactly
-        (count,) = struct.unpack(">xH", await read(3))
-        picture = False
-        for _ in range(count):
-            (_, _, width, height, encoding) = struct.unpack(">HHHHi", await read(12))
-            if encoding == DESKTOP_SIZE:
-                self.size = (width, height)
-            elif encoding == TIGHT:
-                control = (await read(1))[0]
-                if control >> 4 != 0x9:
-                    raise RuntimeError(f"a Tight rectangle that is not JPEG: {control:#x}")
-                self.bytes += len(await read(await self._compact_length()))
-                picture = True
-            elif encoding == ZRLE:
-                (length,) = struct.unpack(">I", await read(4))
-                self.bytes += len(await read(length))
-                picture = True
-            else:
-                raise RuntimeError(f"an unexpected encoding {encoding}")
-        return picture
-
-    async def _compact_length(self) -> int:
-        length = 0
-        for shift in (0, 7):
-            byte = (await self._reader.readexactly(1))[0]
-            length |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return length
-        return length | (await self._reader.readexactly(1))[0] << 14
-
-    async def close(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(ConnectionError):
-            await self._writer.wait_closed()
+async def login(port: int, encodings: tuple[int, ...]) -> RfbClient:
+    """One viewer: RFB 3.8, VNCAuth with the bench's password, these encodings."""
+    client = await RfbClient.open(port)
+    try:
+        async with asyncio.timeout(10):
+            result = await client.vncauth(PASSWORD)
+            client.set_encodings(*encodings)
+            await client.drain()
+    except BaseException:
+        await client.close()
+        raise
+    if result != 0:
+        await client.close()
+        raise RuntimeError("VNCAuth refused")
+    return client
 
 
 def vnc_override(config: Path, folder: Path, ports: tuple[int, int], *, enabled: bool) -> None:
@@ -248,7 +142,7 @@ async def viewers(
 
     The streamer's rate is counted on a stream of its own, read from its unix socket.
     """
-    clients = [await RfbClient.connect(vnc_port, encodings) for _ in range(count)]
+    clients = [await login(vnc_port, encodings) for _ in range(count)]
     try:
         # The first clients start the streamer: wait for its frames, then let them flow.
         limit = time.monotonic() + 20
@@ -285,7 +179,7 @@ async def viewers(
 async def reader_cpu(url: str, vnc_port: int, cpu: Callable[[], float]) -> float:
     """The daemon's CPU (% of a core) with a client in that asks no frames: what the shared
     reader of the streamer's MJPEG costs, plus the daemon's idle work."""
-    client = await RfbClient.connect(vnc_port, TIGHT_ENCODINGS)
+    client = await login(vnc_port, TIGHT_ENCODINGS)
     try:
         limit = time.monotonic() + 20
         while time.monotonic() < limit and await streamer_fps(url) == 0:
@@ -330,7 +224,7 @@ async def key_latency(
 
     With `watching`, the same client takes Tight frames as fast as they come meanwhile.
     """
-    client = await RfbClient.connect(vnc_port, TIGHT_ENCODINGS)
+    client = await login(vnc_port, TIGHT_ENCODINGS)
     reports = host.arrivals["keyboard"]
     samples: list[float] = []
     missed = 0
@@ -343,7 +237,8 @@ async def key_latency(
                 break
             seen = len(reports)
             sent = time.perf_counter()
-            await client.key(KEYSYM_A, down=number % 2 == 0)
+            client.key(KEYSYM_A, down=number % 2 == 0)
+            await client.drain()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     while len(reports) == seen:

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A small asyncio RFB client for tests: VNCAuth, Tight/ZRLE/Raw updates, cut text.
+"""A small asyncio RFB client for tests and the bench: VNCAuth, Tight/ZRLE updates, cut text.
 
 Written from RFC 6143, independent of kvmd's server (except the DES answer, where
 kvmd.vnc.vncauth.encrypt is checked against vncdotool's own in the unit tests).
@@ -8,12 +8,15 @@ kvmd.vnc.vncauth.encrypt is checked against vncdotool's own in the unit tests).
 import asyncio
 import contextlib
 import dataclasses
+import socket
 import struct
+import time
 from collections.abc import AsyncIterator
 
 from kvmd.vnc.vncauth import encrypt
 
 TIGHT = 7
+ZRLE = 16
 DESKTOP_SIZE = -223
 LED_STATE = -261
 EXT_KEY_EVENT = -258
@@ -30,6 +33,10 @@ class Update:
                 return body
         return None
 
+    def picture_bytes(self) -> int:
+        """The size of the picture it carries (JPEG or ZRLE data), 0 without one."""
+        return sum(len(body) for *_, encoding, body in self.rects if encoding in (TIGHT, ZRLE))
+
 
 class RfbClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -38,6 +45,19 @@ class RfbClient:
         self.size = (0, 0)
         self.name = ""
         self.cut_texts: list[bytes] = []
+        self.frames = 0  # updates with a picture, counted by watch()
+        self.bytes = 0
+
+    @classmethod
+    async def open(cls, port: int, *, rcvbuf: int = 0) -> "RfbClient":
+        """A connection to 127.0.0.1:`port`; `rcvbuf` shrinks its receive buffer (slow)."""
+        if not rcvbuf:
+            return cls(*await asyncio.open_connection("127.0.0.1", port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        return cls(*await asyncio.open_connection(sock=sock))
 
     async def vncauth(self, password: str) -> int:
         """Log in with VNCAuth over RFB 3.8; the SecurityResult (0 = OK)."""
@@ -74,12 +94,42 @@ class RfbClient:
     def key(self, keysym: int, *, down: bool) -> None:
         self.writer.write(struct.pack(">BBxxI", 4, down, keysym))
 
+    async def drain(self) -> None:
+        await self.writer.drain()
+
     async def next_update(self) -> Update:
         """The next FramebufferUpdate; cut texts and other messages on the way are kept."""
+        update = await self._next_update(None)
+        assert update is not None
+        return update
+
+    async def watch(self, deadline: float) -> None:
+        """Until `deadline`: one update request outstanding, pictures counted.
+
+        Only the wait for a message is cut short: a message begun is read whole, so that
+        the next watch starts at a message boundary.
+        """
+        self.request(incremental=False)
+        while (remaining := deadline - time.monotonic()) > 0:
+            update = await self._next_update(remaining)
+            if update is None:
+                return
+            if picture := update.picture_bytes():
+                (self.frames, self.bytes) = (self.frames + 1, self.bytes + picture)
+            self.request(incremental=True)
+
+    async def _next_update(self, wait: float | None) -> Update | None:
+        """The next FramebufferUpdate, or None if no message begins within `wait`."""
         while True:
-            kind = (await self.reader.readexactly(1))[0]
+            try:
+                async with asyncio.timeout(wait):
+                    kind = (await self.reader.readexactly(1))[0]
+            except TimeoutError:
+                return None
             if kind == 0:
                 return await self._update()
+            if kind == 2:  # Bell
+                continue
             if kind == 3:  # ServerCutText
                 (length,) = struct.unpack(">xxxI", await self.reader.readexactly(7))
                 self.cut_texts.append(await self.reader.readexactly(length))
@@ -98,6 +148,9 @@ class RfbClient:
                 control = (await self.reader.readexactly(1))[0]
                 assert control >> 4 == 0x9, f"not Tight JPEG: {control:#x}"
                 body = await self.reader.readexactly(await self._compact_length())
+            elif encoding == ZRLE:
+                (length,) = struct.unpack(">I", await self.reader.readexactly(4))
+                body = await self.reader.readexactly(length)
             elif encoding == LED_STATE:
                 body = await self.reader.readexactly(1)
             elif encoding == DESKTOP_SIZE:
@@ -124,18 +177,7 @@ class RfbClient:
 
 @contextlib.asynccontextmanager
 async def connected(port: int, *, rcvbuf: int = 0) -> AsyncIterator[RfbClient]:
-    sock = None
-    if rcvbuf:
-        import socket  # noqa: PLC0415 -- only a slow client needs its own socket
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
-        (reader, writer) = await asyncio.open_connection(sock=sock)
-    else:
-        (reader, writer) = await asyncio.open_connection("127.0.0.1", port)
-    client = RfbClient(reader, writer)
+    client = await RfbClient.open(port, rcvbuf=rcvbuf)
     try:
         yield client
     finally:
