@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from kvmd.auth.audit import AuditLog
 from kvmd.auth.manager import AuthManager
-from kvmd.auth.principal import ALL_PERMISSIONS, Kind, Permission, Principal, Via
+from kvmd.auth.principal import NOBODY, Kind, Permission, Principal, Via
 from kvmd.errors import ForbiddenError, KvmdError, TooManyRequestsError
 from kvmd.ocr import Ocr
 from kvmd.plugins.hid.base import HidBackend, HidLeds
@@ -98,8 +98,7 @@ class VncServer:
         )
         self._layout = _load_layout(self._config.keymap)
         self._server: asyncio.Server | None = None
-        self._sessions: set[asyncio.Task[None]] = set()
-        self._open: set[_Session] = set()
+        self._sessions: dict[asyncio.Task[None], _Session] = {}
         self.size = (800, 600)  # the last frame size any client saw, for ServerInit
         self.port = 0
         # The latest frame decoded, shared by the clients without Tight: one decode a frame.
@@ -111,7 +110,7 @@ class VncServer:
 
     def write_buffers(self) -> list[int]:
         """Bytes waiting to be sent to each client: one frame at most, however slow."""
-        return [session.buffered for session in self._open]
+        return [session.buffered for session in self._sessions.values()]
 
     async def decoded(self, frame: Frame) -> tuple[bytes, int, int]:
         """The frame as RGB pixels, decoded once however many clients need it."""
@@ -139,7 +138,7 @@ class VncServer:
         for task in list(self._sessions):
             task.cancel()
         if self._sessions:
-            await asyncio.wait(self._sessions, timeout=5)
+            await asyncio.wait(list(self._sessions), timeout=5)
         if self._server is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
@@ -148,11 +147,10 @@ class VncServer:
         task = asyncio.current_task()
         if task is None:  # asyncio runs every callback of start_server in a task
             return
-        self._sessions.add(task)
         remote = _remote(writer)
         _tune(writer, self._config)
         session = _Session(self, reader, writer, remote)
-        self._open.add(session)
+        self._sessions[task] = session
         try:
             await session.run()
         except RfbError as exc:
@@ -163,8 +161,7 @@ class VncServer:
             logger.warning("VNC %s: timed out", remote)
         finally:
             session.release()
-            self._open.discard(session)
-            self._sessions.discard(task)
+            del self._sessions[task]
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1)
@@ -365,7 +362,7 @@ class _Session:
         user = (await self._read(user_len)).decode("utf-8", "replace").strip()
         passwd = (await self._read(passwd_len)).decode("utf-8", "replace")
         if not self._deps.auth.enabled:
-            return _nobody()
+            return NOBODY
         try:
             principal = await self._deps.auth.verify(user, passwd, via=Via.VNC, remote=self.remote)
         except TooManyRequestsError as exc:
@@ -405,7 +402,7 @@ class _Session:
     async def _none(self) -> Principal:
         if self._deps.auth.enabled:
             raise RfbError("no authentication asked while auth is on")
-        return _nobody()
+        return NOBODY
 
     def _audit(self, principal: str, kind: str, result: str) -> None:
         self._deps.audit.record(
@@ -687,10 +684,6 @@ async def _first_of(*coros: Coroutine[Any, Any, None]) -> None:
         await asyncio.wait(tasks)
     for task in done:
         task.result()
-
-
-def _nobody() -> Principal:
-    return Principal(user="-", via=Via.NONE, kind=Kind.NONE, permissions=ALL_PERMISSIONS)
 
 
 def _load_layout(path: str) -> Layout | None:
