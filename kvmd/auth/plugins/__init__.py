@@ -10,6 +10,7 @@ the caller (AuthManager), whichever plugin answers.
 """
 
 import abc
+import asyncio
 import dataclasses
 
 from kvmd.errors import UnavailableError
@@ -43,6 +44,29 @@ class AuthPlugin(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Let go of connections (at shutdown)."""
+
+
+class BlockingPlugin(AuthPlugin):
+    """A plugin whose library blocks (ldap3, pyrad, PAM).
+
+    Its checks run in worker threads, `concurrent` at a time.
+    """
+
+    concurrent = 4
+
+    def __init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.concurrent)
+
+    async def authorize(self, user: str, passwd: str) -> Verdict:
+        async with self._slots:
+            return await asyncio.to_thread(self.check, user, passwd)
+
+    @abc.abstractmethod
+    def check(self, user: str, passwd: str) -> Verdict:
+        """The service's answer, in a worker thread."""
+
+    async def close(self) -> None:
+        pass  # a connection per check: nothing stays open
 
 
 def make_plugin(config: object) -> AuthPlugin:

@@ -12,7 +12,6 @@ connection per login, as PiKVM's. An empty password is refused before any bind: 
 would be an anonymous bind, which many servers accept.
 """
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
@@ -24,14 +23,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from kvmd.auth.plugins import DENIED, AuthPlugin, AuthServiceError, Verdict
+from kvmd.auth.plugins import DENIED, AuthServiceError, BlockingPlugin, Verdict
 from kvmd.config.base import Section
 
 logger = logging.getLogger(__name__)
 
 _AD_FILTER = "(&(objectClass=user)(userPrincipalName={login})(memberOf={group}))"
 _INVALID_CREDENTIALS = 49
-_CONCURRENT = 4
 
 
 class LdapAuthConfig(Section, frozen=True, tag_field="type", tag="ldap"):
@@ -76,20 +74,19 @@ def _ldap3() -> _Ldap3:
     return _Ldap3(ldap3, LDAPException, escape_filter_chars, escape_rdn)
 
 
-class LdapAuth(AuthPlugin):
+class LdapAuth(BlockingPlugin):
     name = "ldap"
 
     def __init__(self, config: LdapAuthConfig) -> None:
+        super().__init__()
         self._config = config
-        self._slots = asyncio.Semaphore(_CONCURRENT)
 
     async def authorize(self, user: str, passwd: str) -> Verdict:
         if not passwd:
             return DENIED
-        async with self._slots:
-            return await asyncio.to_thread(self._check, user, passwd)
+        return await super().authorize(user, passwd)
 
-    def _check(self, user: str, passwd: str) -> Verdict:
+    def check(self, user: str, passwd: str) -> Verdict:
         lib = _ldap3()
         config = self._config
         if config.user_dn:
@@ -155,6 +152,3 @@ class LdapAuth(AuthPlugin):
             if entry.get("type") == "searchResEntry":
                 groups += [str(dn) for dn in entry.get("attributes", {}).get("memberOf", [])]
         return groups
-
-    async def close(self) -> None:
-        pass

@@ -8,14 +8,13 @@ UID, the system's, are refused). PAM says nothing of groups: roles come from `us
 and `default_role`.
 """
 
-import asyncio
 import logging
 import pwd
 from typing import Annotated
 
 import msgspec
 
-from kvmd.auth.plugins import DENIED, AuthPlugin, Verdict
+from kvmd.auth.plugins import DENIED, BlockingPlugin, Verdict
 from kvmd.config.base import Section
 
 logger = logging.getLogger(__name__)
@@ -28,12 +27,13 @@ class PamAuthConfig(Section, frozen=True, tag_field="type", tag="pam"):
     allow_uids_at: Annotated[int, msgspec.Meta(ge=0)] = 0
 
 
-class PamAuth(AuthPlugin):
+class PamAuth(BlockingPlugin):
     name = "pam"
+    concurrent = 1  # PAM modules are not all thread-safe
 
     def __init__(self, config: PamAuthConfig) -> None:
+        super().__init__()
         self._config = config
-        self._one_at_a_time = asyncio.Lock()
 
     async def authorize(self, user: str, passwd: str) -> Verdict:
         config = self._config
@@ -46,18 +46,13 @@ class PamAuth(AuthPlugin):
                 return DENIED
             if uid < config.allow_uids_at:
                 return DENIED
-        async with self._one_at_a_time:
-            ok = await asyncio.to_thread(self._authenticate, user, passwd)
-        return Verdict(ok=True) if ok else DENIED
+        return await super().authorize(user, passwd)
 
-    def _authenticate(self, user: str, passwd: str) -> bool:
+    def check(self, user: str, passwd: str) -> Verdict:
         import pam  # type: ignore[import-untyped]  # noqa: PLC0415 -- only where PAM is configured
 
         session = pam.pam()
         if session.authenticate(user, passwd, service=self._config.service):
-            return True
+            return Verdict(ok=True)
         logger.info("PAM %s: %s: %s (%s)", self._config.service, user, session.reason, session.code)
-        return False
-
-    async def close(self) -> None:
-        pass
+        return DENIED

@@ -7,14 +7,13 @@ reply's Class and Filter-Id attributes are the user's groups (for `auth.role_map
 answer within `timeout` (per try, two tries) is AuthServiceError.
 """
 
-import asyncio
 import io
 import logging
 from typing import Annotated
 
 import msgspec
 
-from kvmd.auth.plugins import DENIED, AuthPlugin, AuthServiceError, Verdict
+from kvmd.auth.plugins import DENIED, AuthServiceError, BlockingPlugin, Verdict
 from kvmd.config.base import Section
 
 logger = logging.getLogger(__name__)
@@ -29,8 +28,6 @@ ATTRIBUTE Class 25 octets
 ATTRIBUTE NAS-Identifier 32 string
 """
 _TRIES = 2
-# How many RADIUS exchanges run at once: each holds a worker thread.
-_CONCURRENT = 4
 
 
 class RadiusAuthConfig(Section, frozen=True, tag_field="type", tag="radius"):
@@ -40,18 +37,14 @@ class RadiusAuthConfig(Section, frozen=True, tag_field="type", tag="radius"):
     timeout: Annotated[float, msgspec.Meta(ge=0.1, le=300.0)] = 5.0
 
 
-class RadiusAuth(AuthPlugin):
+class RadiusAuth(BlockingPlugin):
     name = "radius"
 
     def __init__(self, config: RadiusAuthConfig) -> None:
+        super().__init__()
         self._config = config
-        self._slots = asyncio.Semaphore(_CONCURRENT)
 
-    async def authorize(self, user: str, passwd: str) -> Verdict:
-        async with self._slots:
-            return await asyncio.to_thread(self._exchange, user, passwd)
-
-    def _exchange(self, user: str, passwd: str) -> Verdict:
+    def check(self, user: str, passwd: str) -> Verdict:
         # Loaded only where RADIUS is configured; pyrad has no type hints.
         from pyrad import packet  # type: ignore[import-untyped]  # noqa: PLC0415
         from pyrad.client import Client, Timeout  # type: ignore[import-untyped]  # noqa: PLC0415
@@ -86,9 +79,6 @@ class RadiusAuth(AuthPlugin):
         groups = [_text(value) for value in reply.get("Class", [])]
         groups += [_text(value) for value in reply.get("Filter-Id", [])]
         return Verdict(ok=True, groups=tuple(groups))
-
-    async def close(self) -> None:
-        pass
 
 
 def _text(value: object) -> str:
