@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from kvmd.app import build, runner_options, start
 from kvmd.config.schema import Config
 from kvmd.logs import LogRing
 from kvmd.server.web import Deps, make_app
+from kvmd.sim.ustreamer import streamer_section
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "tests" / "samples"  # real answers of a PiKVM daemon, the reference
@@ -161,3 +163,24 @@ def sample_hw(name: str) -> Any:
     hw = sample(name)["result"]["hw"]
     hw["platform"] |= {"model": "test_model", "video": "test_video", "board": "test_board"}
     return hw
+
+
+# What the simulated target's screen says in the OCR tests.
+SCREEN_TEXT = "HELLO FROM THE TARGET"
+
+
+def ocr_target(folder: Path, *streamer_args: str) -> dict[str, Any]:
+    """`kvmd` settings for reading the simulated target's screen with the real tesseract.
+
+    The simulated streamer shows SCREEN_TEXT.
+    """
+    tesseract = shutil.which("tesseract")
+    if tesseract is None:
+        pytest.fail("tesseract is missing: `make test` installs tesseract-ocr with apt-get")
+    (folder / "screen.txt").write_text(SCREEN_TEXT)
+    return {
+        "ocr": {"cmd": [tesseract]},
+        "streamer": streamer_section(
+            str(folder / "sim.sock"), *streamer_args, f"--screen={folder}/screen.txt"
+        ),
+    }

@@ -1,30 +1,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """OCR with the real tesseract, reading the simulated target's screen."""
 
-import shutil
-
 import pytest
 
-from kvmd.sim.ustreamer import streamer_section
-from tests.conftest import ADMIN, sample
+from tests.conftest import ADMIN, SCREEN_TEXT, ocr_target, sample
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
 async def ocr_client(make_client, make_config, tmp_path):
-    tesseract = shutil.which("tesseract")
-    if tesseract is None:
-        pytest.fail("tesseract is missing: `make test` installs tesseract-ocr with apt-get")
-    (tmp_path / "screen.txt").write_text("HELLO FROM THE TARGET")
-    config = make_config(
-        kvmd={
-            "ocr": {"cmd": [tesseract]},
-            "streamer": streamer_section(
-                str(tmp_path / "sim.sock"), f"--screen={tmp_path}/screen.txt"
-            ),
-        }
-    )
+    config = make_config(kvmd=ocr_target(tmp_path))
     (client, _) = await make_client(config, loops=True)  # the streamer's loop runs it
     return client
 
@@ -38,7 +24,7 @@ async def test_ocr_reads_the_screen(ocr_client):
     response = await ocr_client.get("/api/streamer/snapshot?ocr=1", headers=ADMIN)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
-    assert "HELLO FROM THE TARGET" in await response.text()
+    assert SCREEN_TEXT in await response.text()
     # A box over the top stripe only (the moving bar, no text) reads no screen text.
     cropped = await ocr_client.get(
         "/api/streamer/snapshot?ocr=1&ocr_langs=eng&ocr_bottom=60", headers=ADMIN

@@ -6,12 +6,11 @@ target's screen text on the client's clipboard (PiKVM's server sends nothing bac
 """
 
 import asyncio
-import shutil
 import time
 
 import pytest
 
-from kvmd.sim.ustreamer import streamer_section
+from tests.conftest import SCREEN_TEXT, ocr_target
 from tests.rfb import DESKTOP_SIZE, QUALITY_80, TIGHT, connected
 
 pytestmark = pytest.mark.timeout(60)
@@ -21,18 +20,9 @@ ALT_L = 0xFFE9
 
 @pytest.fixture
 async def vnc(make_client, make_config, tmp_path):
-    tesseract = shutil.which("tesseract")
-    if tesseract is None:
-        pytest.fail("tesseract is missing: `make test` installs tesseract-ocr with apt-get")
-    (tmp_path / "screen.txt").write_text("HELLO FROM THE TARGET")
     (tmp_path / "vncpasswd").write_text("secret -> admin\n")
     config = make_config(
-        kvmd={
-            "ocr": {"cmd": [tesseract]},
-            "streamer": streamer_section(
-                str(tmp_path / "sim.sock"), "--desired-fps=20", f"--screen={tmp_path}/screen.txt"
-            ),
-        },
+        kvmd=ocr_target(tmp_path, "--desired-fps=20"),
         vnc={
             "enabled": True,
             "keymap": "/usr/share/qemu/keymaps/en-us",
@@ -89,7 +79,7 @@ async def test_alt_alt_c_puts_the_screen_text_on_the_clipboard(vnc):
             client.request()
             await asyncio.wait_for(client.next_update(), 10)
         assert client.cut_texts, "no ServerCutText"
-        assert b"HELLO FROM THE TARGET" in client.cut_texts[0]
+        assert SCREEN_TEXT.encode() in client.cut_texts[0]
 
 
 async def test_a_wrong_vncauth_password_is_refused_and_audited(vnc):
