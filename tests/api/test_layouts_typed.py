@@ -10,7 +10,7 @@ text without the characters the answer lists as `skipped`, and with the typograp
 characters the layout has no key for typed as their ASCII cousins (layouts.FOLDS).
 
 The table printed also shows what PiKVM's printer would do with the same text, from the
-facts of its algorithm (../shared/spec/KEYMAPS.md §1.4): the file's first entry per
+facts of its algorithm (PiKVM 4.197's text printer, restated here): the file's first entry per
 keysym, extended keys in QEMU's spelling dropped (a builtin US table fills in), no
 dead keys, — dropped, unknown characters skipped without a word.
 """
