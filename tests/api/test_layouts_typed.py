@@ -88,7 +88,7 @@ class Row:
     pikvm_dropped: str = ""
 
 
-# PiKVM's printer, as KEYMAPS.md §1.4 describes it (our own code, not PiKVM's).
+# PiKVM's printer as it behaves (our own code, not PiKVM's).
 _PIKVM_SUBSTITUTES = {
     "\u201a": "'",
     "\u2018": "'",
