@@ -15,6 +15,8 @@ import secrets
 import time
 from pathlib import Path
 
+from kvmd.auth.files import FileSignature, signature
+
 logger = logging.getLogger(__name__)
 
 CHALLENGE_SIZE = 16
@@ -46,7 +48,7 @@ class VncPasswords:
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._checked = 0.0
-        self._signature: tuple[int, int] | None = None
+        self._signature: FileSignature | None = None
         self._passwords: list[VncPassword] = []
 
     def get(self) -> list[VncPassword]:
@@ -54,17 +56,21 @@ class VncPasswords:
         if self._path is None or now - self._checked < _CACHE_SECONDS:
             return self._passwords
         self._checked = now
-        try:
-            stat = self._path.stat()
-            signature = (stat.st_mtime_ns, stat.st_size)
-            if signature != self._signature:
-                self._passwords = parse_vncpasswd(self._path.read_text(encoding="utf-8"))
-                self._signature = signature
-        except (OSError, UnicodeDecodeError) as exc:
-            if self._signature is not None or self._passwords:
-                logger.warning("VNC: can't read %s: %s", self._path, exc)
-            (self._passwords, self._signature) = ([], None)
+        current = signature(self._path)
+        if current != self._signature:  # read once per version of the file
+            self._signature = current
+            self._passwords = _read(self._path) if current is not None else []
+            if current is None:
+                logger.warning("VNC: %s is gone: no VNCAuth passwords", self._path)
         return self._passwords
+
+
+def _read(path: Path) -> list[VncPassword]:
+    try:
+        return parse_vncpasswd(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        logger.warning("VNC: can't read %s: %s", path, exc)
+        return []
 
 
 def new_challenge() -> bytes:
