@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+from kvmd.auth.files import FileSignature, signature
 from kvmd.plugins.hid.keys import KEYS_BY_EVDEV
 from kvmd.plugins.hid.keysyms import KeysymError, char_keysym, keysym_char, keysym_number
 from kvmd.plugins.hid.moved import MOVED
@@ -119,11 +120,10 @@ class Layout:
     @classmethod
     def load(cls, path: Path) -> "Layout":
         """The layout in file `path`, read again only when the file changed."""
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise LayoutError(f"can't read layout {path}: {exc}") from None
-        return _load(path, stat.st_mtime_ns, stat.st_size)
+        version = signature(path)
+        if version is None:
+            raise LayoutError(f"can't read layout {path}: no such file")
+        return _load(path, version)
 
     @classmethod
     def parse(cls, text: str, name: str) -> "Layout":
@@ -188,8 +188,8 @@ class Layout:
 
 
 @functools.lru_cache(maxsize=16)
-def _load(path: Path, mtime: int, size: int) -> Layout:
-    del mtime, size  # the cache's key: a changed file is read again
+def _load(path: Path, version: FileSignature) -> Layout:
+    del version  # the cache's key: a changed file is read again
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
