@@ -6,10 +6,12 @@ target's screen text on the client's clipboard (PiKVM's server sends nothing bac
 """
 
 import asyncio
+import struct
 import time
 
 import pytest
 
+from kvmd.vnc.vncauth import encrypt
 from tests.conftest import SCREEN_TEXT, ocr_target
 from tests.rfb import DESKTOP_SIZE, QUALITY_80, TIGHT, connected
 
@@ -127,3 +129,56 @@ async def test_a_demoted_user_is_view_only_from_the_next_key(vnc, tmp_path, capl
             await asyncio.wait_for(client.next_update(), 10)  # still watching
             await asyncio.sleep(0.2)
         assert dropped in caplog.text
+
+
+async def bad_client(port: int, number: int) -> bytes:
+    """A client that breaks the protocol its own way; what the server sent until it closed."""
+    (reader, writer) = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await reader.readexactly(12)
+        if number % 4 == 0:
+            writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        else:
+            writer.write(b"RFB 003.008\n")
+            count = (await reader.readexactly(1))[0]
+            await reader.readexactly(count)
+            writer.write(b"\x02")
+            writer.write(encrypt("secret", await reader.readexactly(16)))
+            await reader.readexactly(4)  # SecurityResult: OK
+            writer.write(b"\x01")
+            await reader.readexactly(4 + 16)
+            await reader.readexactly(struct.unpack(">I", await reader.readexactly(4))[0])
+            writer.write(
+                [
+                    b"\x06\0\0\0" + struct.pack(">I", 1 << 30),  # 1 GiB of clipboard
+                    b"\x02\0" + struct.pack(">H", 5000),  # 5000 encodings
+                    b"\x07",  # no such message
+                ][number % 4 - 1]
+            )
+        return await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    finally:
+        writer.close()
+
+
+async def test_bad_clients_in_parallel_are_cut_off_and_a_good_one_keeps_going(vnc, caplog):
+    async with connected(vnc.vnc.port) as good:
+        assert await good.vncauth("secret") == 0
+        good.set_encodings(TIGHT, QUALITY_80, DESKTOP_SIZE)
+        # As many at once as the listen backlog takes (vnc.server.max_clients, 10, PiKVM's
+        # meaning): a bigger burst waits in the kernel's SYN retries, not in kvmd.
+        results = await asyncio.wait_for(
+            asyncio.gather(*(bad_client(vnc.vnc.port, n) for n in range(8))), 30
+        )
+        assert all(isinstance(result, bytes) for result in results)  # each got EOF
+        for _ in range(3):
+            good.request(incremental=False)
+            assert (await asyncio.wait_for(good.next_update(), 10)).jpeg() is not None
+    deadline = time.monotonic() + 5
+    while vnc.vnc.sessions and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert vnc.vnc.sessions == 0
+    assert "unknown protocol version" in caplog.text
+    assert "ClientCutText of 1073741824 bytes" in caplog.text
+    assert "SetEncodings: 5000 encodings" in caplog.text
+    assert "unknown message type 7" in caplog.text
+    assert "Traceback" not in caplog.text
