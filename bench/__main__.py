@@ -54,7 +54,12 @@ def write_config(tmp: Path, port: int, streamer: dict[str, object] | None = None
         "kvmd": {
             "sysroot": str(TESTENV / "fakes"),
             "server": {"unix": "", "host": "127.0.0.1", "port": port, "access_log": False},
-            "auth": {"internal": {"file": str(tmp / "htpasswd")}, "totp": {"secret": {"file": ""}}},
+            "auth": {
+                "internal": {"file": str(tmp / "htpasswd")},
+                "totp": {"secret": {"file": ""}},
+                # Directory logins (the login bench) are remembered here, not in /var/lib.
+                "files": {"directory": str(tmp / "directory.json")},
+            },
             "info": {
                 "meta": str(TESTENV / "meta.yaml"),
                 "extras": str(TESTENV / "extras"),
@@ -167,6 +172,7 @@ async def bench_permissions(tmp: Path, rounds: int = sized(12, 1)) -> dict[str, 
                 "users": str(folder / "users.yaml"),
                 "roles": str(folder / "roles.yaml"),
                 "keys": str(folder / "keys.json"),
+                "directory": str(folder / "directory.json"),
             }
             data["kvmd"]["audit"] = {"file": str(folder / "audit.log")}
             config.write_text(json.dumps(data))

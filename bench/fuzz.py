@@ -40,7 +40,8 @@ def fuzz_override(config: Path, tmp: Path) -> None:
     htpasswd.write_text(f"admin:{bcrypt.using(rounds=4).hash('admin')}\n")
     htpasswd.chmod(0o600)  # kvmd refuses a password file that every user may read
     kvmd["server"]["access_log"] = True
-    kvmd["auth"]["files"] = {name: str(tmp / f"{name}.fuzz") for name in ("users", "roles", "keys")}
+    files = ("users", "roles", "keys", "directory")
+    kvmd["auth"]["files"] = {name: str(tmp / f"{name}.fuzz") for name in files}
     # Every wrong password would lock everyone out for a minute after a few.
     kvmd["auth"]["throttle"] = {"attempts": 1000, "seconds": 0}
     kvmd["auth"]["lockout"] = {"attempts": 1000, "minutes": 0}

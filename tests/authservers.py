@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Real LDAP, RADIUS and PAM services for the external auth plugins' tests.
+"""Real LDAP, RADIUS, PAM and OpenID Connect services for the auth plugins' tests.
 
 Each context manager runs Debian's own server (slapd, FreeRADIUS, pam_wrapper's pam_matrix)
 from a temp dir on a free 127.0.0.1 port, waits until it answers and stops it on exit, so no
@@ -10,16 +10,20 @@ part of `make test`, and a skip would hide an unchecked plugin.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -379,3 +383,56 @@ def pam_service(users: dict[str, str], service: str = "kvmd-test") -> Iterator[P
             "PAM_WRAPPER_SERVICE_DIR": str(services),
         }
         yield PamService(service=service, env=env)
+
+
+@dataclass
+class OidcProvider:
+    """oidc-provider-mock on 127.0.0.1: discovery, keys, a login form, users' claims."""
+
+    issuer: str
+
+    def set_user(self, sub: str, claims: dict[str, object]) -> None:
+        """The claims the provider puts in `sub`'s tokens from now on (PUT /users/<sub>)."""
+        self._put(f"/users/{sub}", json.dumps(claims).encode())
+
+    def fail_with(self, status: int) -> None:
+        """Answer every request with `status` from now on (0: work again)."""
+        self._put(f"/_test/failing/{status}", b"")
+
+    def recorded(self) -> dict[str, list[Any]]:
+        """What clients sent: `authorize` queries, `token` forms and `token_auth` headers."""
+        url = f"{self.issuer}/_test/recorded"
+        with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as answer:  # noqa: S310
+            return json.loads(answer.read())  # type: ignore[no-any-return]
+
+    def _put(self, path: str, body: bytes) -> None:
+        request = urllib.request.Request(  # noqa: S310 -- the provider's own http URL
+            self.issuer + path,
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=CLIENT_TIMEOUT) as answer:  # noqa: S310
+            assert answer.status == 204
+
+
+@contextlib.contextmanager
+def oidc_provider() -> Iterator[OidcProvider]:
+    """tests/oidcmock.py in its own process (see there why), stopped on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.oidcmock"],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = proc.stdout.readline().decode().strip()
+        if not port.isdigit():
+            pytest.fail("oidc-provider-mock did not start: pip install oidc-provider-mock")
+        yield OidcProvider(issuer=f"http://127.0.0.1:{port}")
+    finally:
+        _stop(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -59,6 +59,7 @@ def config_data(tmp_path: Path) -> dict[str, Any]:
                     "users": str(tmp_path / "users.yaml"),
                     "roles": str(tmp_path / "roles.yaml"),
                     "keys": str(tmp_path / "apikeys.json"),
+                    "directory": str(tmp_path / "directory.json"),
                 },
             },
             "audit": {"file": str(tmp_path / "audit.log")},

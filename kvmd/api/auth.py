@@ -46,7 +46,7 @@ async def login(request: web.Request) -> web.Response:
     form = parse_params(await read_form(request), LoginForm)
     (user, passwd) = (check_user(form.user), check_passwd(form.passwd))
     config = request.app[CONFIG].kvmd.auth
-    location = _check_redirect(form.redirect, config.allow_redirects)
+    location = check_redirect(form.redirect, config.allow_redirects)
     manager = request.app[AUTH]
     if not manager.enabled:
         return json_response({})
@@ -61,7 +61,11 @@ async def login(request: web.Request) -> web.Response:
         response = json_response({})
     else:
         response = web.Response(status=302, headers={"Location": location})
-    samesite = config.cookie_samesite
+    set_token_cookie(response, token, config.cookie_samesite)
+    return response
+
+
+def set_token_cookie(response: web.Response, token: str, samesite: str) -> None:
     response.set_cookie(
         TOKEN_COOKIE,
         token,
@@ -70,10 +74,9 @@ async def login(request: web.Request) -> web.Response:
         samesite=samesite.capitalize(),
         secure=samesite == "none",  # browsers drop SameSite=None cookies that are not Secure
     )
-    return response
 
 
-def _check_redirect(redirect: str | None, allowed: list[str]) -> str | None:
+def check_redirect(redirect: str | None, allowed: list[str]) -> str | None:
     if redirect is None:
         return None
     if redirect.lower() not in {"", *(a.lower() for a in allowed)}:

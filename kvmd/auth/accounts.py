@@ -7,10 +7,16 @@ grant in roles.yaml.
 Files are re-read when they change on disk, so `kvmd-htpasswd` and hand edits take effect
 without a restart. A file that stops parsing keeps its last good content in effect: falling
 back to an empty users.yaml would turn every viewer into `auth.default_role`.
+
+Directory users (kvmd.auth.external) are in none of these: what the service said at their
+last login is kept in `auth.files.directory`, kvmd's own state, read once at start, so that
+their API keys keep their owner's roles across restarts.
 """
 
+import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,6 +48,14 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
 
 # PiKVM's role rule is the user rule; roles are few, short names.
 ROLE_MAX = 64
+# Directory users remembered, the least recently logged in forgotten first: far more than
+# a KVM has, and only a successful directory login adds one, so no one can grow the file
+# without a password. Not an age limit: a script's key must not die because its owner had
+# no reason to log in for months.
+DIRECTORY_MAX = 1000
+# A login with the same groups rewrites the file at most this often, to spare the SD card;
+# the stored time (which orders forgetting) is then right to within a day.
+_LOGIN_REFRESH = 86400.0
 
 
 class UserEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -56,6 +70,18 @@ class UserEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
 class RoleEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     permissions: list[Permission]
     note: str = ""
+
+
+class DirectoryEntry(msgspec.Struct, kw_only=True, frozen=True):
+    """What the directory said of a user: groups, not roles, so `role_map` edits apply."""
+
+    groups: tuple[str, ...]
+    login: float  # UNIX time of the last login (see _LOGIN_REFRESH)
+
+
+class _DirectoryFile(msgspec.Struct, kw_only=True):
+    # Unknown fields are ignored: an older kvmd must still read a newer file.
+    users: dict[str, DirectoryEntry] = msgspec.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,15 +99,19 @@ class Accounts:
         roles: Path | None,
         default_role: str,
         role_map: dict[str, str] | None = None,
+        *,
+        directory: Path | None = None,
     ) -> None:
         self._htpasswd = Htpasswd(htpasswd)
         self._users_path = users
         self._roles_path = roles
         self._default_role = default_role
         self._role_map = role_map or {}
-        # Users of the external service (kvmd.auth.external) -> the groups it named at
-        # their last login.
-        self._external: dict[str, tuple[str, ...]] = {}
+        # Users of the external service (kvmd.auth.external) -> what it said at their
+        # last login, in memory and, unless None, in this file.
+        self._directory_path = directory
+        self._directory_bad = False
+        self._external = self._load_directory()
         self._signatures: dict[Path, FileSignature | None] = {}
         self._known: frozenset[str] = frozenset()
         self._users: dict[str, UserEntry] = {}
@@ -151,11 +181,64 @@ class Accounts:
                 raise ConfigError(f"auth.role_map: {group!r} -> {role!r} is not a known role")
 
     def set_external(self, user: str, groups: tuple[str, ...]) -> None:
-        """What the external service said of `user` at a login: its rights follow now."""
-        if self._external.get(user) != groups:
-            self._external[user] = groups
-            self._rights.pop(user, None)
-            self.generation += 1
+        """What the external service said of `user` at a login: its rights follow now.
+
+        They are also what `user`'s API keys are capped by after a restart, until the
+        next login.
+        """
+        (now, groups) = (time.time(), tuple(groups))
+        old = self._external.get(user)
+        if old is not None and old.groups == groups and now - old.login < _LOGIN_REFRESH:
+            return
+        self._external[user] = DirectoryEntry(groups=groups, login=round(now, 3))
+        if len(self._external) > DIRECTORY_MAX:
+            # `user` excluded: a clock set back must not forget who just logged in.
+            others = (name for name in self._external if name != user)
+            oldest = min(others, key=lambda name: self._external[name].login)
+            del self._external[oldest]
+            self._rights.pop(oldest, None)
+        self._rights.pop(user, None)
+        self.generation += 1
+        self._save_directory()
+
+    def _load_directory(self) -> dict[str, DirectoryEntry]:
+        path = self._directory_path
+        if path is None:
+            return {}
+        try:
+            users = msgspec.json.decode(path.read_bytes(), type=_DirectoryFile).users
+        except FileNotFoundError:
+            return {}
+        except (OSError, msgspec.DecodeError) as exc:
+            # Not fatal: this is a cache of the directory, rebuilt by each login, and a KVM
+            # must come up. Until a login changes it the file is left as it is, for a human
+            # to look at; that write first keeps it aside (see _save_directory).
+            logger.error(  # noqa: TRY400
+                "Can't read %s, directory users' API keys work again after their next login: %s",
+                path,
+                exc,
+            )
+            self._directory_bad = True
+            return {}
+        kept = sorted(users.items(), key=lambda item: item[1].login)[-DIRECTORY_MAX:]
+        return {user: entry for (user, entry) in kept if len(user) <= USER_MAX}
+
+    def _save_directory(self) -> None:
+        path = self._directory_path
+        if path is None:
+            return
+        data = msgspec.json.encode(_DirectoryFile(users=dict(sorted(self._external.items()))))
+        try:
+            if self._directory_bad:
+                aside = path.with_name(f"{path.name}.corrupt")
+                with contextlib.suppress(FileNotFoundError):
+                    path.replace(aside)
+                    logger.warning("Replacing the unreadable %s; it is kept as %s", path, aside)
+                self._directory_bad = False
+            atomic_write(path, msgspec.json.format(data, indent=2) + b"\n", mode=0o600)
+        except OSError as exc:
+            # The login stands: only a restart before the next login loses its groups.
+            logger.error("Can't save %s: %s", path, exc)  # noqa: TRY400
 
     def exists(self, user: str) -> bool:
         return user in self._known
@@ -176,7 +259,8 @@ class Accounts:
             return None
         roles = self._roles_of(entry)
         if entry.roles is None and user in self._external:
-            mapped = [self._role_map[g] for g in self._external[user] if g in self._role_map]
+            groups = self._external[user].groups
+            mapped = [self._role_map[g] for g in groups if g in self._role_map]
             roles = tuple(dict.fromkeys(mapped)) or roles
         if roles == (NO_ROLE,):
             return None  # nothing maps the user to a role, and the owner lets none in

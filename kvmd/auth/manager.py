@@ -13,6 +13,7 @@ from pathlib import Path
 from kvmd.auth.accounts import Accounts
 from kvmd.auth.apikeys import ApiKey, ApiKeys
 from kvmd.auth.files import FileSignature, optional_path
+from kvmd.auth.oidc import Identity, SignOnRefusedError, SingleSignOn
 from kvmd.auth.plugins import make_plugin
 from kvmd.auth.principal import Kind, Principal, Via, effective
 from kvmd.auth.rules import KEY_PREFIX
@@ -84,9 +85,11 @@ class AuthManager:
             optional_path(files.roles),
             config.default_role,
             config.role_map,
+            directory=optional_path(files.directory),
         )
         self._external = make_plugin(config.external) if config.external else None
         self._force_users = frozenset(config.internal.force_users)
+        self.sso = SingleSignOn(config.oidc)
         self.keys = ApiKeys(optional_path(files.keys))
         self.sessions = Sessions(config.expire)
         self._by_address = Throttle(config.throttle.attempts, config.throttle.seconds)
@@ -202,6 +205,35 @@ class AuthManager:
     async def close(self) -> None:
         if self._external is not None:
             await self._external.close()
+        await self.sso.close()
+
+    def signed_on(self, identity: Identity, provider: str) -> Principal:
+        """The principal of a user a single sign-on provider vouches for.
+
+        The provider is not asked for a password, so nothing is charged to the throttle;
+        a user locked out by wrong passwords stays locked out here too.
+        """
+        self.refresh()
+        user = identity.user
+        wait = self._by_user.locked_for(user)
+        if wait > 0:
+            raise TooManyRequestsError(wait)
+        if self.accounts.exists(user) or user in self._force_users:
+            # The provider's "alice" is not the htpasswd file's alice: a realm user must not
+            # become a local account (the local admin above all) by choosing its name.
+            logger.warning("%s: refused via %s, a local user has that name", user, provider)
+            raise SignOnRefusedError(f"{user!r} is a local user: log in with its password")
+        mapped = any(group in self._config.role_map for group in identity.groups)
+        if not (
+            mapped
+            or self.accounts.entry(user).roles is not None
+            or self._config.oidc.allow_unmapped
+        ):
+            logger.info("%s: refused via %s, no group maps to a role", user, provider)
+            raise SignOnRefusedError(f"None of {user!r}'s groups maps to a role here")
+        self.accounts.set_external(user, identity.groups)
+        logger.info("%s: signed on via %s, groups %s", user, provider, list(identity.groups))
+        return self.user_principal(user, Via.TOKEN, "")
 
     async def _verify_once(
         self, key: bytes, user: str, passwd: str, signature: FileSignature | None

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, field
 
+from kvmd.auth.oidc.config import OidcConfig
 from kvmd.auth.plugins.config import ExternalAuthConfig
 from kvmd.config.base import Section
 from kvmd.hw.gadget_config import OtgConfig
@@ -67,6 +68,9 @@ class AuthFilesConfig(Section, frozen=True):
     roles: str = "/etc/kvmd/roles.yaml"
     # API keys with their secrets' SHA-256, mode 0600, on a writable partition.
     keys: str = "/var/lib/kvmd/apikeys.json"
+    # What the external service said at each directory user's last login (groups, time),
+    # so that their API keys keep their owner's roles across restarts; "" keeps it in memory.
+    directory: str = "/var/lib/kvmd/directory.json"
 
 
 class LockoutConfig(Section, frozen=True):
@@ -99,6 +103,8 @@ class AuthConfig(Section, frozen=True):
     external: ExternalAuthConfig | None = None
     # A group the external service names (LDAP group DN, RADIUS Class, ...) -> a role.
     role_map: dict[str, str] = field(default_factory=dict)
+    # Single sign-on with OpenID Connect providers (beyond PiKVM).
+    oidc: OidcConfig = field(default_factory=OidcConfig)
     totp: TotpConfig = field(default_factory=TotpConfig)
     # The role of a user with no entry in `files.users`: `admin` behaves as PiKVM does.
     default_role: str = "admin"

@@ -16,6 +16,7 @@ from kvmd.api import (
     info,
     log,
     msd,
+    oidc,
     redfish,
     streamer,
     ws,
@@ -43,6 +44,7 @@ from kvmd.vnc.server import VncServer
 ROUTES = (
     auth.routes,
     auth_admin.routes,
+    oidc.routes,
     info.routes,
     log.routes,
     audit.routes,

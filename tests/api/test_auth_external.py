@@ -6,13 +6,16 @@ logs in through it, with no fall back to the htpasswd file; the groups it names 
 roles through `auth.role_map`; a service that can't answer is a 503.
 """
 
+import json
 from typing import Any
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from kvmd.cli.apikey import main as apikey_main
 from tests.authservers import radius_server, slapd_server
-from tests.conftest import ADMIN
+from tests.conftest import ADMIN, running_app
 
 OPERATOR = ["state", "video", "hid", "atx", "msd", "gpio", "streamer", "share"]
 VIEWER = ["state", "video"]
@@ -159,3 +162,41 @@ async def test_radius_users_log_in_with_the_roles_of_their_class(make_client, ma
         assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
         assert await check(client, "bob", "bob-pw") == (200, VIEWER)
         assert await check(client, "alice", "wrong") == (403, "ForbiddenError")
+
+
+async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_restart(
+    make_client, make_config, service, tmp_path, capsys
+):
+    auth = {
+        "internal": {"force_users": ["admin"]},
+        "external": {"type": "http", "url": service["url"], "timeout": 2.0},
+        "role_map": {"kvm-ops": "operator"},
+        "default_role": "viewer",
+        "cache_ttl": 0,
+    }
+    config = make_config(kvmd={"auth": auth})
+    async with running_app(config) as (app, _, _), TestClient(TestServer(app)) as before:
+        assert await check(before, "alice", "alice-pw") == (200, OPERATOR)
+        # The API takes only htpasswd users as owners: a directory user's key is made with
+        # kvmd-apikey, as a script's key usually is.
+        keys = config.kvmd.auth.files.keys
+        args = ["--file", keys, "create", "--owner", "alice", "--permissions", "atx,hid,logs"]
+        assert apikey_main(args) == 0
+    (key_id, secret) = capsys.readouterr().out.split()
+    stored = json.loads((tmp_path / "directory.json").read_text())["users"]
+    assert list(stored) == ["alice"]
+    assert stored["alice"]["groups"] == ["kvm-ops"]
+
+    # A restart: alice has not logged in since, her key still holds operator's part of it.
+    (after, _) = await make_client(make_config(kvmd={"auth": auth}))
+    assert await check(after, key_id, secret) == (200, ["state", "hid", "atx"])
+    assert service["asked"] == ["alice"]  # the key asked the directory nothing
+    # The directory drops her group: the key follows at her next login, not before.
+    service["users"]["alice"] = ("alice-pw", [])
+    assert await check(after, key_id, secret) == (200, ["state", "hid", "atx"])
+    assert await check(after, "alice", "alice-pw") == (200, VIEWER)
+    assert await check(after, key_id, secret) == (200, ["state"])
+    stored = json.loads((tmp_path / "directory.json").read_text())["users"]
+    assert stored["alice"]["groups"] == []
+    (again, _) = await make_client(make_config(kvmd={"auth": auth}))
+    assert await check(again, key_id, secret) == (200, ["state"])

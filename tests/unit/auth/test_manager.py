@@ -20,7 +20,7 @@ def make_manager(tmp_path, **options) -> tuple[AuthManager, list[str]]:
         {
             "internal": {"file": str(tmp_path / "htpasswd")},
             "totp": {"secret": {"file": ""}},
-            "files": {"users": "", "roles": "", "keys": ""},
+            "files": {"users": "", "roles": "", "keys": "", "directory": ""},
             **options,
         },
         AuthConfig,

@@ -38,6 +38,7 @@ def test_a_board_keeps_its_state_off_the_root_and_wires_the_hardware(name):
         kvmd.auth.files.users,
         kvmd.auth.files.roles,
         kvmd.auth.files.keys,
+        kvmd.auth.files.directory,
         kvmd.audit.file,
     ]
     assert all(path.startswith("/var/lib/kvmd/") for path in writable), writable
