@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 
 from bench import QUICK, sized, timed
+from bench.auth_logins import bench_logins, print_logins
 from bench.daemon import ADMIN, REPO, running, spawn_daemon, status_mb, wait_ready
 from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
@@ -433,6 +434,13 @@ async def bench_memory_under_fuzz(tmp: Path) -> dict[str, float]:
     return await bench_fuzz(write_config(folder, port), folder, port)
 
 
+async def bench_login_latency(tmp: Path) -> dict[str, Any]:
+    """Login latency of each password service, against a daemon per service."""
+    folder = tmp / "logins"
+    folder.mkdir()
+    return await bench_logins(write_config(folder, free_port()), folder, free_port)
+
+
 async def main() -> None:
     if sys.argv[1:] == ["fuzz"]:  # python -m bench fuzz
         with tempfile.TemporaryDirectory() as tmp:
@@ -445,6 +453,10 @@ async def main() -> None:
     if sys.argv[1:] == ["vnc"]:
         with tempfile.TemporaryDirectory() as tmp:
             print_vnc(await bench_vnc_daemon(Path(tmp)))
+        return
+    if sys.argv[1:] == ["logins"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_logins(await bench_login_latency(Path(tmp)))
         return
     if sys.argv[1:] == ["auth"]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -460,6 +472,7 @@ async def main() -> None:
         results |= await bench_vnc_daemon(Path(tmp))
         results |= await bench_msd(Path(tmp))
         results |= await bench_memory_under_fuzz(Path(tmp))
+        results |= await bench_login_latency(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -525,6 +538,7 @@ async def main() -> None:
     print_vnc(results)
     print_msd(results)
     print_fuzz(results)
+    print_logins(results)
 
 
 def print_msd(results: dict[str, Any]) -> None:
