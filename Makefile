@@ -8,6 +8,10 @@ RUN ?= testenv/run
 LAYOUT ?= en-us
 # Where `make run`'s VNC server listens (on 127.0.0.1).
 VNC_PORT ?= 5900
+# An OpenID Connect issuer for single sign-on ("Sign in with Test IdP"), e.g. the
+# oidc-provider-mock of `.venv/bin/python -m tests.oidcmock`; groups kvm-admins,
+# kvm-operators and kvm-viewers map to the roles of those names.
+SSO_ISSUER ?=
 KEYMAPS := /usr/share/qemu/keymaps
 BIN := $(VENV)/bin
 
@@ -57,8 +61,13 @@ $(RUN)/users.yaml: testenv/users.yaml | $(BIN)/.installed
 run: $(BIN)/.installed $(RUN)/users.yaml
 	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there.
 	sed 's#testenv/run/#$(RUN)/#g' testenv/kvmd.yaml > $(RUN)/kvmd.yaml
-	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\nvnc:\n  server:\n    port: %s\n' \
-		'$(PORT)' '$(KEYMAPS)/$(LAYOUT)' '$(VNC_PORT)' > $(RUN)/override.yaml
+	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\n' \
+		'$(PORT)' '$(KEYMAPS)/$(LAYOUT)' > $(RUN)/override.yaml
+	[ -z '$(SSO_ISSUER)' ] || printf '%s\n' '  auth:' '    oidc:' '      providers:' \
+		'        sso: {title: Test IdP, issuer: "$(SSO_ISSUER)", client_id: kvmd, client_secret: testenv}' \
+		'    role_map: {kvm-admins: admin, kvm-operators: operator, kvm-viewers: viewer}' \
+		>> $(RUN)/override.yaml
+	printf 'vnc:\n  server:\n    port: %s\n' '$(VNC_PORT)' >> $(RUN)/override.yaml
 	$(BIN)/kvmd-gencert --dir $(RUN)/vnc-ssl --name localhost >/dev/null
 	@echo
 	@echo "  kvmd with simulated hardware: http://127.0.0.1:$(PORT)/"

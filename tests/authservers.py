@@ -403,7 +403,7 @@ class OidcProvider:
         """What clients sent: `authorize` queries, `token` forms and `token_auth` headers."""
         url = f"{self.issuer}/_test/recorded"
         with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as answer:  # noqa: S310
-            return json.loads(answer.read())  # type: ignore[no-any-return]
+            return json.loads(answer.read())
 
     def _put(self, path: str, body: bytes) -> None:
         request = urllib.request.Request(  # noqa: S310 -- the provider's own http URL

@@ -49,7 +49,7 @@ def main() -> None:
             environ["wsgi.input"] = io.BytesIO(body)
             recorded["token"].append(dict(urllib.parse.parse_qsl(body.decode())))
             recorded["token_auth"].append(environ.get("HTTP_AUTHORIZATION", ""))
-        return flask_app(environ, start)  # type: ignore[no-any-return]
+        return flask_app(environ, start)
 
     server = werkzeug.serving.make_server("127.0.0.1", 0, app, threaded=True)
     print(server.server_port, flush=True)

@@ -31,7 +31,7 @@ def provider():
         yield provider
 
 
-def sso_config(provider, **oidc) -> dict:
+def sso_config(provider, **oidc) -> dict[str, object]:
     return {
         "auth": {
             "role_map": {"kvm-ops": "operator", "kvm-viewers": "viewer"},

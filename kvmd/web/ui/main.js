@@ -289,8 +289,35 @@ function showConsole() {
 
 function showLogin(message) {
   showOnly("login-view");
-  $("login-error").textContent = message || "";
+  $("login-error").textContent = message || takeSignOnError();
   $("login-user").focus();
+  showProviders();
+}
+
+/** A failed single sign-on comes back to this page with its reason in the fragment. */
+function takeSignOnError() {
+  const error = new URLSearchParams(location.hash.slice(1)).get("sso_error");
+  if (error !== null) {
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return error ? `Single sign-on failed: ${error}` : "";
+}
+
+/** "Sign in with <provider>" beside the password form, for each provider configured. */
+async function showProviders() {
+  let providers = [];
+  try {
+    ({ providers } = await get("/auth/oidc"));
+  } catch {
+    return; // an older daemon, or none reachable: the password form alone
+  }
+  const back = location.pathname;
+  $("login-sso-providers").replaceChildren(
+    ...providers.map(({ name, title }) =>
+      h("a", { href: `/api/auth/oidc/${encodeURIComponent(name)}/login?${new URLSearchParams({ redirect: back })}` }, `Sign in with ${title}`),
+    ),
+  );
+  $("login-sso").hidden = providers.length === 0;
 }
 
 /** The password form: `forced` when the daemon refuses everything else until it is done. */
