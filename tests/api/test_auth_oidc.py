@@ -177,7 +177,9 @@ async def test_a_provider_user_named_like_a_local_user_is_refused(client, provid
     assert "'admin' is a local user" in (await response.json())["result"]["error_msg"]
     assert (await whoami(client))[0] == 401
     # The local admin still logs in with the password beside single sign-on.
-    response = await client.post("/api/auth/login", data={"user": "admin", "passwd": ADMIN["X-KVMD-Passwd"]})
+    response = await client.post(
+        "/api/auth/login", data={"user": "admin", "passwd": ADMIN["X-KVMD-Passwd"]}
+    )
     assert response.status == 200
 
 
