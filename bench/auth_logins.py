@@ -26,12 +26,12 @@ from aiohttp import web
 
 from bench import sized, timed
 from bench.daemon import REPO, wait_ready
-from tests.authservers import pam_service, radius_server, slapd_server
+from tests.authservers import oidc_provider, pam_service, radius_server, slapd_server
 
 LOGINS = sized(100, 5)
 # A bound per service, whatever the count: a service gone slow must not hold the bench.
 SECONDS = timed(60.0, 10.0)
-SERVICES = ("htpasswd", "http", "ldap", "radius", "pam")
+SERVICES = ("htpasswd", "http", "ldap", "radius", "pam", "oidc")
 USER = "alice"
 PASSWD = "alice-pw"  # noqa: S105 -- the test users' password on loopback servers
 
@@ -46,6 +46,7 @@ class Service:
     user: str = USER
     passwd: str = PASSWD
     env: dict[str, str] | None = None
+    sso: bool = False  # a single sign-on round trip instead of a password form
 
 
 @contextlib.asynccontextmanager
@@ -106,9 +107,15 @@ async def _service(name: str, free_port: Callable[[], int]) -> AsyncIterator[Ser
         with _server_or_missing(radius_server({USER: (PASSWD, {})}, "bench-secret")) as radius:
             options = {"host": radius.host, "port": radius.port, "secret": radius.secret}
             yield Service({"external": {"type": "radius", **options}})
-    else:
+    elif name == "pam":
         with _server_or_missing(pam_service({USER: PASSWD})) as pam:
             yield Service({"external": {"type": "pam", "service": pam.service}}, env=pam.env)
+    else:
+        with _server_or_missing(oidc_provider()) as provider:
+            provider.set_user(USER, {"preferred_username": USER, "groups": ["kvm"]})
+            mock = {"issuer": provider.issuer, "client_id": "kvmd", "client_secret": "bench"}
+            oidc = {"providers": {"mock": mock}}
+            yield Service({"oidc": oidc, "role_map": {"kvm": "viewer"}}, sso=True)
 
 
 def _config(base: Path, folder: Path, port: int, service: Service) -> Path:
@@ -150,16 +157,34 @@ async def _login(session: aiohttp.ClientSession, url: str, service: Service) -> 
             raise RuntimeError(f"login answered {response.status}: {body[:200]!r}")
 
 
+async def _sign_on(url: str) -> None:
+    """The browser's round trip: kvmd's redirect, the provider's form, kvmd's callback."""
+    # A fresh jar per sign-in, as a new visitor; unsafe: cookies of a bare IP address.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        async with session.get(url + "/api/auth/oidc/mock/login", allow_redirects=False) as to:
+            provider = to.headers["Location"]
+        async with session.post(provider, data={"sub": USER}, allow_redirects=False) as back:
+            callback = back.headers["Location"]
+        async with session.get(callback, allow_redirects=False) as done:
+            if done.status != 302 or not done.cookies.get("auth_token"):
+                raise RuntimeError(f"sign-on answered {done.status}: {await done.read()!r}")
+
+
 async def _latencies(url: str, service: Service) -> list[float]:
     # No cookie jar: every login starts as a visitor with no session would.
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        # Not counted: the plugin imports its library (ldap3, pyrad, python-pam) at first use.
-        await _login(session, url, service)
+
+        async def once() -> None:
+            await (_sign_on(url) if service.sso else _login(session, url, service))
+
+        # Not counted: the plugin imports its library (ldap3, pyrad, python-pam) at first
+        # use; single sign-on fetches the provider's discovery document and keys.
+        await once()
         latencies: list[float] = []
         deadline = time.monotonic() + SECONDS
         while len(latencies) < LOGINS and time.monotonic() < deadline:
             started = time.perf_counter()
-            await _login(session, url, service)
+            await once()
             latencies.append((time.perf_counter() - started) * 1000)
         return latencies
 
@@ -197,7 +222,7 @@ def print_logins(results: dict[str, Any]) -> None:
     figures: dict[str, dict[str, Any]] = results["login_latency"]
     print(f"  login p50/p90 over {LOGINS} logins (POST /api/auth/login, cache_ttl 0):")
     for name, figure in figures.items():
-        label = "htpasswd (bcrypt)" if name == "htpasswd" else name
+        label = {"htpasswd": "htpasswd (bcrypt)", "oidc": "oidc (round trip)"}.get(name, name)
         if "skipped" in figure:
             print(f"    {label:18} skipped: {figure['skipped']}")
             continue
