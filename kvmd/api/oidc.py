@@ -15,7 +15,7 @@ from aiohttp import web
 
 from kvmd.api.auth import check_redirect, set_token_cookie
 from kvmd.auth.principal import Access, Via, claimed
-from kvmd.errors import ForbiddenError, KvmdError
+from kvmd.errors import ForbiddenError, KvmdError, NotFoundError
 from kvmd.server.auth import audit, audit_args, remote_of, requires
 from kvmd.server.errors import json_response
 from kvmd.server.keys import AUTH, AUTH_LABEL, CONFIG, PRINCIPAL
@@ -45,6 +45,8 @@ async def login(request: web.Request) -> web.Response:
     config = request.app[CONFIG].kvmd.auth
     landing = check_redirect(query.redirect, config.allow_redirects) or "/"
     name = request.match_info["provider"]
+    if not request.app[AUTH].enabled:
+        raise NotFoundError("Auth is off: there is nothing to sign in to")
     # The public URL: behind nginx the daemon sees /auth/…, the browser /api/auth/….
     scheme = request.headers.get("X-Forwarded-Proto") or request.scheme
     callback = f"{scheme}://{request.host}/api/auth/oidc/{urllib.parse.quote(name)}/callback"
