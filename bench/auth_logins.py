@@ -93,16 +93,7 @@ async def _service(name: str, free_port: Callable[[], int]) -> AsyncIterator[Ser
             yield service
     elif name == "ldap":
         with _server_or_missing(slapd_server({USER: PASSWD}, {"kvm": [USER]})) as slapd:
-            ldap = {
-                "type": "ldap",
-                "url": slapd.url,
-                "base": slapd.base,
-                "group": slapd.group_dn("kvm"),
-                # OpenLDAP binds with a DN, not AD's user@domain.
-                "user_dn": f"uid={{user}},ou=people,{slapd.base}",
-                "filter": "(&(uid={user})(memberOf={group}))",
-            }
-            yield Service({"external": ldap})
+            yield Service({"external": slapd.plugin_config()})
     elif name == "radius":
         with _server_or_missing(radius_server({USER: (PASSWD, {})}, "bench-secret")) as radius:
             options = {"host": radius.host, "port": radius.port, "secret": radius.secret}

@@ -141,6 +141,20 @@ class SlapdServer:
     def upn(self, name: str) -> str:
         return f"{name}@{self.domain}"
 
+    def plugin_config(self, group: str = "kvm") -> dict[str, str]:
+        """`kvmd.auth.external` for this server, members of `group` allowed in.
+
+        slapd binds with a DN, not AD's user@domain: kvmd's `user_dn`, and a search by uid.
+        """
+        return {
+            "type": "ldap",
+            "url": self.url,
+            "base": self.base,
+            "group": self.group_dn(group),
+            "user_dn": f"uid={{user}},ou=people,{self.base}",
+            "filter": "(&(uid={user})(memberOf={group}))",
+        }
+
     def set_members(self, group: str, users: list[str]) -> None:
         """Replaces the group's members; the memberof overlay updates the users' memberOf."""
         self.modify(

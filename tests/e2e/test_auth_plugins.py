@@ -24,15 +24,8 @@ def slapd():
 
 
 def ldap(server, **options) -> LdapAuth:
-    # slapd takes a DN to bind, not AD's user@domain: kvmd's `user_dn`, and a search by uid.
-    config = {
-        "url": server.url,
-        "base": server.base,
-        "group": server.group_dn("kvm"),
-        "user_dn": f"uid={{user}},ou=people,{server.base}",
-        "filter": "(&(uid={user})(memberOf={group}))",
-        **options,
-    }
+    config = {**server.plugin_config(), **options}
+    del config["type"]
     return LdapAuth(LdapAuthConfig(**config))
 
 
