@@ -13,16 +13,15 @@ last login is kept in `auth.files.directory`, kvmd's own state, read once at sta
 their API keys keep their owner's roles across restarts.
 """
 
-import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 import yaml
 
+from kvmd.auth.directory import Directory
 from kvmd.auth.files import FileSignature, atomic_write, signature
 from kvmd.auth.htpasswd import Htpasswd, read_entries, write_entries
 from kvmd.auth.principal import (
@@ -48,14 +47,6 @@ BUILTIN_ROLES: dict[str, frozenset[Permission]] = {
 
 # PiKVM's role rule is the user rule; roles are few, short names.
 ROLE_MAX = 64
-# Directory users remembered, the least recently logged in forgotten first: far more than
-# a KVM has, and only a successful directory login adds one, so no one can grow the file
-# without a password. Not an age limit: a script's key must not die because its owner had
-# no reason to log in for months.
-DIRECTORY_MAX = 1000
-# A login with the same groups rewrites the file at most this often, to spare the SD card;
-# the stored time (which orders forgetting) is then right to within a day.
-_LOGIN_REFRESH = 86400.0
 
 
 class UserEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -70,18 +61,6 @@ class UserEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
 class RoleEntry(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     permissions: list[Permission]
     note: str = ""
-
-
-class DirectoryEntry(msgspec.Struct, kw_only=True, frozen=True):
-    """What the directory said of a user: groups, not roles, so `role_map` edits apply."""
-
-    groups: tuple[str, ...]
-    login: float  # UNIX time of the last login (see _LOGIN_REFRESH)
-
-
-class _DirectoryFile(msgspec.Struct, kw_only=True):
-    # Unknown fields are ignored: an older kvmd must still read a newer file.
-    users: dict[str, DirectoryEntry] = msgspec.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,9 +88,7 @@ class Accounts:
         self._role_map = role_map or {}
         # Users of the external service (kvmd.auth.external) -> what it said at their
         # last login, in memory and, unless None, in this file.
-        self._directory_path = directory
-        self._directory_bad = False
-        self._external = self._load_directory()
+        self._external = Directory(directory)
         self._signatures: dict[Path, FileSignature | None] = {}
         self._known: frozenset[str] = frozenset()
         self._users: dict[str, UserEntry] = {}
@@ -186,59 +163,11 @@ class Accounts:
         They are also what `user`'s API keys are capped by after a restart, until the
         next login.
         """
-        (now, groups) = (time.time(), tuple(groups))
-        old = self._external.get(user)
-        if old is not None and old.groups == groups and now - old.login < _LOGIN_REFRESH:
-            return
-        self._external[user] = DirectoryEntry(groups=groups, login=round(now, 3))
-        if len(self._external) > DIRECTORY_MAX:
-            # `user` excluded: a clock set back must not forget who just logged in.
-            others = (name for name in self._external if name != user)
-            oldest = min(others, key=lambda name: self._external[name].login)
-            del self._external[oldest]
-            self._rights.pop(oldest, None)
-        self._rights.pop(user, None)
-        self.generation += 1
-        self._save_directory()
-
-    def _load_directory(self) -> dict[str, DirectoryEntry]:
-        path = self._directory_path
-        if path is None:
-            return {}
-        try:
-            users = msgspec.json.decode(path.read_bytes(), type=_DirectoryFile).users
-        except FileNotFoundError:
-            return {}
-        except (OSError, msgspec.DecodeError) as exc:
-            # Not fatal: this is a cache of the directory, rebuilt by each login, and a KVM
-            # must come up. Until a login changes it the file is left as it is, for a human
-            # to look at; that write first keeps it aside (see _save_directory).
-            logger.error(  # noqa: TRY400
-                "Can't read %s, directory users' API keys work again after their next login: %s",
-                path,
-                exc,
-            )
-            self._directory_bad = True
-            return {}
-        kept = sorted(users.items(), key=lambda item: item[1].login)[-DIRECTORY_MAX:]
-        return {user: entry for (user, entry) in kept if len(user) <= USER_MAX}
-
-    def _save_directory(self) -> None:
-        path = self._directory_path
-        if path is None:
-            return
-        data = msgspec.json.encode(_DirectoryFile(users=dict(sorted(self._external.items()))))
-        try:
-            if self._directory_bad:
-                aside = path.with_name(f"{path.name}.corrupt")
-                with contextlib.suppress(FileNotFoundError):
-                    path.replace(aside)
-                    logger.warning("Replacing the unreadable %s; it is kept as %s", path, aside)
-                self._directory_bad = False
-            atomic_write(path, msgspec.json.format(data, indent=2) + b"\n", mode=0o600)
-        except OSError as exc:
-            # The login stands: only a restart before the next login loses its groups.
-            logger.error("Can't save %s: %s", path, exc)  # noqa: TRY400
+        changed = self._external.remember(user, groups)
+        for name in changed:
+            self._rights.pop(name, None)
+        if changed:
+            self.generation += 1
 
     def exists(self, user: str) -> bool:
         return user in self._known

@@ -5,7 +5,8 @@ import json
 import logging
 import time
 
-from kvmd.auth.accounts import DIRECTORY_MAX, Accounts
+from kvmd.auth.accounts import Accounts
+from kvmd.auth.directory import DIRECTORY_MAX
 from kvmd.auth.files import signature
 
 ROLE_MAP = {"kvm-ops": "operator", "kvm-admins": "admin"}

@@ -21,8 +21,9 @@ EXAMPLES = re.findall(r"```yaml\n(.*?)```", SECTION, re.DOTALL)
 
 
 def test_each_plugin_and_sso_has_an_example():
-    kinds = [re.search(r"type: (\w+)|(oidc):", text).group(1) or "oidc" for text in EXAMPLES]
-    assert kinds == ["ldap", "radius", "pam", "http", "oidc"]
+    pattern = re.compile(r"^      type: (\w+)$|^    (oidc):$", re.MULTILINE)
+    kinds = [pattern.findall(text) for text in EXAMPLES]
+    assert kinds == [[(k, "")] for k in ("ldap", "radius", "pam", "http")] + [[("", "oidc")]]
 
 
 @pytest.mark.parametrize("text", EXAMPLES, ids=lambda text: text.split("\n")[3].strip())
