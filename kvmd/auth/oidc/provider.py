@@ -178,7 +178,8 @@ class OidcProvider:
             return self._keys[1]
         try:
             keys = KeySet.import_key_set(msgspec.json.decode(await self._get(discovery.jwks_uri)))
-        except (msgspec.DecodeError, JoseError, ValueError, TypeError) as exc:
+        # joserfc reads the document's "keys" without a check: a KeyError when it is missing.
+        except (msgspec.DecodeError, JoseError, KeyError, ValueError, TypeError) as exc:
             raise self._unavailable(f"{discovery.jwks_uri}: not a key set: {exc}") from None
         self._keys = (now, keys)
         return keys
