@@ -468,7 +468,7 @@ async def create_key(request: web.Request) -> web.Response:
     permissions = _key_permissions(accounts, params) or frozenset()
     owner = check_user(params.owner) if params.owner else (principal.owner or principal.user)
     _may_manage_keys(request, owner)
-    if not accounts.exists(owner):
+    if not (accounts.exists(owner) or accounts.is_directory_user(owner)):
         raise ValidatorError(f"The argument {owner[:64]!r} is not a valid owner")
     _no_escalation(principal, permissions)
     (key, secret) = request.app[AUTH].keys.create(

@@ -172,6 +172,10 @@ class Accounts:
     def exists(self, user: str) -> bool:
         return user in self._known
 
+    def is_directory_user(self, user: str) -> bool:
+        """Known from a login through the external service or single sign-on."""
+        return user in self._external
+
     def rights(self, user: str) -> UserRights | None:
         """What `user` may do now; None for an unknown or disabled user."""
         if user in self._rights:

@@ -177,8 +177,7 @@ async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_resta
     config = make_config(kvmd={"auth": auth})
     async with running_app(config) as (app, _, _), TestClient(TestServer(app)) as before:
         assert await check(before, "alice", "alice-pw") == (200, OPERATOR)
-        # The API takes only htpasswd users as owners: a directory user's key is made with
-        # kvmd-apikey, as a script's key usually is.
+        # Made with kvmd-apikey, as a script's key often is (the API way is tested below).
         keys = config.kvmd.auth.files.keys
         args = ["--file", keys, "create", "--owner", "alice", "--permissions", "atx,hid,logs"]
         assert apikey_main(args) == 0
@@ -200,3 +199,29 @@ async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_resta
     assert stored["alice"]["groups"] == []
     (again, _) = await make_client(make_config(kvmd={"auth": auth}))
     assert await check(again, key_id, secret) == (200, ["state"])
+
+
+async def test_a_directory_user_creates_a_key_of_their_own_capped_by_their_roles(
+    make_client, make_config, service
+):
+    auth = {
+        "internal": {"force_users": ["admin"]},
+        "external": {"type": "http", "url": service["url"], "timeout": 2.0},
+        "role_map": {"kvm-ops": "operator"},
+        "default_role": "viewer",
+        "self_keys": True,
+        "cache_ttl": 0,
+    }
+    (client, _) = await make_client(make_config(kvmd={"auth": auth}))
+    response = await client.post(
+        "/api/auth/keys/create", data={"permissions": "hid,atx"}, headers=creds("alice", "alice-pw")
+    )
+    assert response.status == 200, await response.text()
+    created = (await response.json())["result"]
+    assert created["key"]["owner"] == "alice"
+    key = (created["key"]["id"], created["secret"])
+    assert await check(client, *key) == (200, ["state", "hid", "atx"])
+    # Her group goes, her next login makes her a viewer: the key holds nothing of hid/atx.
+    service["users"]["alice"] = ("alice-pw", [])
+    assert await check(client, "alice", "alice-pw") == (200, VIEWER)
+    assert await check(client, *key) == (200, ["state"])

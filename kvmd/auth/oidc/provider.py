@@ -213,6 +213,9 @@ class OidcProvider:
             raise self._unavailable(f"{url}: {str(exc) or type(exc).__name__}") from None
         if status >= 500:
             raise self._unavailable(f"{url} answered {status}")
+        if status == 401 or _oauth_error(body, name_only=True) == "invalid_client":
+            # RFC 6749 §5.2: kvmd's client id or secret is wrong, not the user's sign-in.
+            raise self._unavailable(f"{url} refused kvmd's client credentials")
         if status != 200:
             # RFC 6749 §5.2: a bad, used or expired code is a 400 with an error name.
             raise SignOnRefusedError(f"{self.name} refused the sign-in: {_oauth_error(body)}")
@@ -246,12 +249,12 @@ class OidcProvider:
         except (JoseError, ValueError) as exc:
             logger.warning("%s: an ID token failed its checks: %s", self.name, exc)
             raise SignOnRefusedError(f"The ID token of {self.name} failed its checks") from None
+        # Core §3.1.3.7: several audiences need kvmd as the authorized party, and one
+        # named is checked whatever the audience.
         audience = claims["aud"]
-        if (
-            isinstance(audience, list)
-            and len(audience) > 1
-            and claims.get("azp") != self._config.client_id
-        ):
+        several = isinstance(audience, list) and len(audience) > 1
+        azp = claims.get("azp")
+        if (several or azp is not None) and azp != self._config.client_id:
             raise SignOnRefusedError(f"The ID token of {self.name} was issued to another client")
         return claims
 
@@ -294,14 +297,15 @@ async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     return data
 
 
-def _oauth_error(body: bytes) -> str:
+def _oauth_error(body: bytes, *, name_only: bool = False) -> str:
     try:
         answer = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return "no error named"
     if not isinstance(answer, dict):
         return "no error named"
-    return str(answer.get("error_description") or answer.get("error") or "no error named")[:200]
+    named = answer.get("error") if name_only else answer.get("error_description")
+    return str(named or answer.get("error") or "no error named")[:200]
 
 
 def _groups_of(value: object) -> tuple[str, ...]:

@@ -333,6 +333,12 @@ async def test_several_audiences_need_kvmd_as_the_authorized_party(provider, fak
     assert await sign_in(provider, fake) == Identity("alice", ("kvm-ops", "staff"), SUBJECT)
 
 
+async def test_an_authorized_party_named_must_be_kvmd_even_with_one_audience(provider, fake):
+    fake.claims["azp"] = "another-client"
+    with raises(SignOnRefusedError, "The ID token of fake was issued to another client"):
+        await sign_in(provider, fake)
+
+
 # --- key rotation ----------------------------------------------------------------------
 
 
@@ -441,6 +447,16 @@ async def test_a_provider_that_never_answers_is_unavailable_in_time(make_provide
 async def test_a_refused_code_names_the_providers_reason(provider, fake):
     fake.answers["/token"] = (400, {"error": "invalid_grant", "error_description": "Code expired"})
     with raises(SignOnRefusedError, "fake refused the sign-in: Code expired"):
+        await sign_in(provider, fake)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, "invalid_client"), (400, "invalid_client"), (401, "other")]
+)
+async def test_kvmds_own_client_credentials_refused_are_unavailable(provider, fake, status, error):
+    # A wrong client secret is the owner's config to fix, not the user's sign-in: a 503.
+    fake.answers["/token"] = (status, {"error": error})
+    with unavailable(f"{fake.issuer}/token refused kvmd's client credentials"):
         await sign_in(provider, fake)
 
 
