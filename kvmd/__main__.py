@@ -60,7 +60,7 @@ def _check(config: Config) -> None:
     secrets = [auth.internal.file, auth.totp.secret.file, auth.files.keys]
     findings = exposed_secrets([Path(raw) for raw in secrets if raw])
     # Roles are no secret, but whoever may change them may make themselves admin.
-    grants = [auth.files.users, auth.files.roles]
+    grants = [auth.files.users, auth.files.roles, auth.files.directory]
     findings += exposed_secrets([Path(raw) for raw in grants if raw], bits=0o002)
     if findings:
         raise ConfigError("; ".join(findings))

@@ -85,7 +85,8 @@ class AuthManager:
             optional_path(files.roles),
             config.default_role,
             config.role_map,
-            directory=optional_path(files.directory),
+            # Only while a directory is asked: turned off, its users' keys stop with it.
+            directory=optional_path(files.directory) if self._has_directory(config) else None,
         )
         self._external = make_plugin(config.external) if config.external else None
         self._force_users = frozenset(config.internal.force_users)
@@ -103,6 +104,10 @@ class AuthManager:
         self._principals: dict[tuple[str, Via, str], tuple[int, Principal]] = {}
         # user -> (UNIX time, address) of the last login, for the users listing.
         self.last_logins: dict[str, tuple[float, str]] = {}
+
+    @staticmethod
+    def _has_directory(config: AuthConfig) -> bool:
+        return config.external is not None or bool(config.oidc.providers)
 
     @property
     def generation(self) -> int:

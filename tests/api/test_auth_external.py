@@ -199,6 +199,10 @@ async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_resta
     assert stored["alice"]["groups"] == []
     (again, _) = await make_client(make_config(kvmd={"auth": auth}))
     assert await check(again, key_id, secret) == (200, ["state"])
+    # The owner turns the directory off: its users' keys stop with it.
+    local = {name: value for (name, value) in auth.items() if name != "external"}
+    (off, _) = await make_client(make_config(kvmd={"auth": local}))
+    assert await check(off, key_id, secret) == (403, "ForbiddenError")
 
 
 async def test_a_directory_user_creates_a_key_of_their_own_capped_by_their_roles(

@@ -295,6 +295,17 @@ def test_cli_refuses_world_readable_secrets(tmp_path):
         f"kvmd: config error: {roles}: mode 0646 lets every user write it; chmod o-w {roles}\n",
     )
     roles.chmod(0o644)
+    # Nor the groups a directory named, which pick roles too.
+    directory = write(tmp_path / "directory.json", '{"users": {}}\n')
+    directory.chmod(0o662)
+    main.write_text(f"{auth}      roles: {roles}\n      directory: {directory}\n")
+    result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"))
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"kvmd: config error: {directory}: mode 0662 lets every user write it; "
+        f"chmod o-w {directory}\n",
+    )
+    directory.chmod(0o600)
     result = run_kvmd("--main-config", str(main), "--override-dir", str(tmp_path / "x"), "-M")
     assert (result.returncode, result.stderr) == (0, "")
 
