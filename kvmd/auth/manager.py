@@ -16,7 +16,7 @@ from kvmd.auth.files import FileSignature, optional_path
 from kvmd.auth.oidc import Identity, SignOnRefusedError, SingleSignOn
 from kvmd.auth.plugins import make_plugin
 from kvmd.auth.principal import Kind, Principal, Via, effective
-from kvmd.auth.rules import KEY_PREFIX
+from kvmd.auth.rules import KEY_PREFIX, user_problem
 from kvmd.auth.sessions import Session, Sessions
 from kvmd.auth.throttle import Throttle
 from kvmd.auth.totp import read_secret, split_code, verify_code
@@ -220,6 +220,11 @@ class AuthManager:
         """
         self.refresh()
         user = identity.user
+        problem = user_problem(user)
+        if problem is not None:
+            # "_key.…" above all: a provider's user must not stand in for an API key.
+            logger.warning("Refused a sign-on via %s: %s", provider, problem)
+            raise SignOnRefusedError(f"The provider's user name won't do here: {problem}")
         wait = self._by_user.locked_for(user)
         if wait > 0:
             raise TooManyRequestsError(wait)

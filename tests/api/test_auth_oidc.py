@@ -183,6 +183,22 @@ async def test_a_provider_user_named_like_a_local_user_is_refused(client, provid
     assert response.status == 200
 
 
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("_key.0123456789abcdef", "usernames starting with '_key.' are reserved"),
+        ("John Doe", "invalid username 'john doe': use at most 128 of a-z 0-9 @ . _ -,"),
+    ],
+)
+async def test_a_user_name_kvmd_does_not_accept_is_refused(client, provider, name, problem):
+    provider.set_user("odd", {"preferred_username": name, "groups": ["kvm-ops"]})
+    response = await sign_in(client, "odd")
+    assert response.status == 403
+    message = (await response.json())["result"]["error_msg"]
+    assert message.startswith(f"The provider's user name won't do here: {problem}")
+    assert (await whoami(client))[0] == 401
+
+
 async def test_a_failure_in_a_browser_goes_back_to_the_login_page_with_the_reason(client):
     response = await sign_in(client, "nobody", headers=BROWSER)
     assert response.status == 303
