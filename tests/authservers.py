@@ -242,12 +242,22 @@ def _ldif(server: SlapdServer, users: dict[str, str], groups: dict[str, list[str
     return "\n".join(records)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class RadiusServer:
     host: str
     port: int
     secret: str
     log: Path
+    users_file: Path
+    restart: Callable[[], None] = lambda: None
+
+    def set_users(self, users: dict[str, tuple[str, dict[str, str]]]) -> None:
+        """New users and reply attributes, with FreeRADIUS restarted on the same port.
+
+        Not a HUP: it ignores one sooner than 5 s after its start.
+        """
+        _write_radius_users(self.users_file, users)
+        self.restart()
 
 
 # One auth listener on our port, PAP against the users file; Debian's default and
@@ -303,12 +313,24 @@ def radius_server(
         # symlinks=True keeps the postinst's mods-enabled links (relative, into the copy).
         shutil.copytree(debian_conf, raddb, symlinks=True)
         _configure_radius(raddb, work, port, secret, users)
-        server = RadiusServer(host="127.0.0.1", port=port, secret=secret, log=work / "radius.log")
+        server = RadiusServer(
+            host="127.0.0.1",
+            port=port,
+            secret=secret,
+            log=work / "radius.log",
+            users_file=raddb / "mods-config" / "files" / "authorize",
+        )
         # -X: foreground, single-threaded, debug log on stdout (read when start-up fails).
         argv = [freeradius, "-X", "-d", str(raddb)]
-        with _daemon(
-            argv, server.log, lambda: _has_line(server.log, "Ready to process"), "freeradius"
-        ):
+        with contextlib.ExitStack() as running:
+
+            def restart() -> None:
+                running.close()
+                ready = lambda: _has_line(server.log, "Ready to process")  # noqa: E731
+                running.enter_context(_daemon(argv, server.log, ready, "freeradius"))
+
+            restart()
+            server.restart = restart
             yield server
 
 
@@ -335,9 +357,11 @@ def _configure_radius(
     # EAP needs the snakeoil certs and nothing here uses it.
     (raddb / "mods-enabled" / "eap").unlink(missing_ok=True)
     (raddb / "clients.conf").write_text(_RADIUS_CLIENTS.format(secret=_quote(secret)))
-    (raddb / "mods-config" / "files" / "authorize").write_text(
-        "".join(_radius_user(name, pw, reply) for name, (pw, reply) in users.items())
-    )
+    _write_radius_users(raddb / "mods-config" / "files" / "authorize", users)
+
+
+def _write_radius_users(path: Path, users: dict[str, tuple[str, dict[str, str]]]) -> None:
+    path.write_text("".join(_radius_user(name, pw, reply) for name, (pw, reply) in users.items()))
 
 
 def _radius_user(name: str, passwd: str, reply: dict[str, str]) -> str:

@@ -162,6 +162,9 @@ async def test_radius_users_log_in_with_the_roles_of_their_class(make_client, ma
         assert await check(client, "alice", "alice-pw") == (200, OPERATOR)
         assert await check(client, "bob", "bob-pw") == (200, VIEWER)
         assert await check(client, "alice", "wrong") == (403, "ForbiddenError")
+        # Bob's Class changes at the server: his next login is an operator's.
+        radius.set_users({**users, "bob": ("bob-pw", {"Class": "kvm-ops"})})
+        assert await check(client, "bob", "bob-pw") == (200, OPERATOR)
 
 
 async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_restart(
