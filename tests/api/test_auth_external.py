@@ -46,15 +46,21 @@ async def service(aiohttp_server):
     return state
 
 
-@pytest.fixture
-async def client(make_client, make_config, service):
-    auth = {
+def http_auth(service, **more) -> dict[str, Any]:
+    """`kvmd.auth` with the http service: admin stays local, kvm-ops are operators."""
+    return {
         "internal": {"force_users": ["admin"]},
         "external": {"type": "http", "url": service["url"], "timeout": 2.0},
         "role_map": {"kvm-ops": "operator"},
         "default_role": "viewer",
         "cache_ttl": 0,
+        **more,
     }
+
+
+@pytest.fixture
+async def client(make_client, make_config, service):
+    auth = http_auth(service)
     (client, _) = await make_client(make_config(kvmd={"auth": auth}))
     return client
 
@@ -170,13 +176,7 @@ async def test_radius_users_log_in_with_the_roles_of_their_class(make_client, ma
 async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_restart(
     make_client, make_config, service, tmp_path, capsys
 ):
-    auth = {
-        "internal": {"force_users": ["admin"]},
-        "external": {"type": "http", "url": service["url"], "timeout": 2.0},
-        "role_map": {"kvm-ops": "operator"},
-        "default_role": "viewer",
-        "cache_ttl": 0,
-    }
+    auth = http_auth(service)
     config = make_config(kvmd={"auth": auth})
     async with running_app(config) as (app, _, _), TestClient(TestServer(app)) as before:
         assert await check(before, "alice", "alice-pw") == (200, OPERATOR)
@@ -211,14 +211,7 @@ async def test_a_directory_users_key_keeps_the_last_logins_rights_across_a_resta
 async def test_a_directory_user_creates_a_key_of_their_own_capped_by_their_roles(
     make_client, make_config, service
 ):
-    auth = {
-        "internal": {"force_users": ["admin"]},
-        "external": {"type": "http", "url": service["url"], "timeout": 2.0},
-        "role_map": {"kvm-ops": "operator"},
-        "default_role": "viewer",
-        "self_keys": True,
-        "cache_ttl": 0,
-    }
+    auth = http_auth(service, self_keys=True)
     (client, _) = await make_client(make_config(kvmd={"auth": auth}))
     response = await client.post(
         "/api/auth/keys/create", data={"permissions": "hid,atx"}, headers=creds("alice", "alice-pw")
