@@ -59,8 +59,10 @@ $(RUN)/users.yaml: testenv/users.yaml | $(BIN)/.installed
 	cp testenv/users.yaml $@
 
 run: $(BIN)/.installed $(RUN)/users.yaml
-	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there.
-	sed 's#testenv/run/#$(RUN)/#g' testenv/kvmd.yaml > $(RUN)/kvmd.yaml
+	@# testenv/kvmd.yaml keeps its state in testenv/run; another RUN gets a copy pointing there,
+	@# with memsinks (in /dev/shm, shared by all) of its own name.
+	sed -e 's#testenv/run/#$(RUN)/#g' -e 's#::testenv-run::#::$(notdir $(RUN))::#g' \
+		testenv/kvmd.yaml > $(RUN)/kvmd.yaml
 	printf 'kvmd:\n  server:\n    port: %s\n  hid:\n    keymap: %s\n' \
 		'$(PORT)' '$(KEYMAPS)/$(LAYOUT)' > $(RUN)/override.yaml
 	[ -z '$(SSO_ISSUER)' ] || printf '%s\n' '  auth:' '    oidc:' '      providers:' \

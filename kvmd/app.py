@@ -18,6 +18,7 @@ from kvmd.bus import Bus, Topic
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader, LogRing
+from kvmd.media.hub import MediaHub
 from kvmd.notify import Notifier
 from kvmd.ocr import Ocr
 from kvmd.plugins.atx import make_atx
@@ -68,6 +69,7 @@ def build(config: Config, ring: LogRing) -> Deps:
         gpio=make_gpio(kvmd.gpio, bus),
         streamer=streamer,
         hub=WsHub(bus, hid, EventRenderer(legacy_wol(kvmd.gpio)), auth, audit),
+        media=MediaHub(config.media, streamer),
         vnc=VncServer(VncDeps(config.vnc, auth, audit, hid, streamer, ocr))
         if config.vnc.enabled
         else None,

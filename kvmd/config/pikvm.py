@@ -15,7 +15,8 @@ IGNORED: frozenset[tuple[str, ...]] = frozenset(
         "clients",
         "ipmi",
         "janus",
-        "media",
+        # kvmd-media's own socket: /api/media is served by kvmd itself.
+        "media.server",
         "nbd",
         "nginx",
         "oled",

@@ -13,6 +13,7 @@ from kvmd.auth.oidc.config import OidcConfig
 from kvmd.auth.plugins.config import ExternalAuthConfig
 from kvmd.config.base import Section
 from kvmd.hw.gadget_config import OtgConfig
+from kvmd.media.config import MediaConfig
 from kvmd.plugins.atx.config import AtxConfig, DisabledAtxConfig
 from kvmd.plugins.gpio.config import GpioConfig
 from kvmd.plugins.hid.config import DisabledHidConfig, HidConfig
@@ -198,3 +199,4 @@ class Config(Section, frozen=True):
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     otg: OtgConfig = field(default_factory=OtgConfig)
     vnc: VncConfig = field(default_factory=VncConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)

@@ -55,6 +55,8 @@ class MemsinkPublisher:
     def has_clients(self) -> bool:
         """Whether anyone read lately; ustreamer's H.264 encoder idles otherwise."""
         header = self._view()
+        if header.magic != MAGIC:
+            return True  # a reader writes its heartbeat only once a frame is there
         ts = float(header.last_client_ts)
         if ts != self._last_client_ts:
             self._last_client_ts = ts

@@ -10,6 +10,7 @@ from kvmd.bus import Bus
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader
+from kvmd.media.hub import MediaHub
 from kvmd.ocr import Ocr
 from kvmd.plugins.atx.base import AtxBackend
 from kvmd.plugins.gpio.base import GpioBackend
@@ -32,6 +33,7 @@ MSD = web.AppKey("msd", MsdBackend)
 GPIO = web.AppKey("gpio", GpioBackend)
 STREAMER = web.AppKey("streamer", StreamerBackend)
 WS_HUB = web.AppKey("ws_hub", WsHub)
+MEDIA = web.AppKey("media", MediaHub)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 AUTH_LABEL = web.RequestKey("auth_label", str)

@@ -15,6 +15,7 @@ from kvmd.api import (
     hid,
     info,
     log,
+    media,
     msd,
     oidc,
     redfish,
@@ -27,6 +28,7 @@ from kvmd.bus import Bus
 from kvmd.config.schema import Config
 from kvmd.info.service import InfoService
 from kvmd.logs import LogReader
+from kvmd.media.hub import MediaHub
 from kvmd.ocr import Ocr
 from kvmd.plugins.atx.base import AtxBackend
 from kvmd.plugins.gpio.base import GpioBackend
@@ -52,6 +54,7 @@ ROUTES = (
     atx.routes,
     hid.routes,
     msd.routes,
+    media.routes,
     gpio.routes,
     streamer.routes,
     export.routes,
@@ -74,6 +77,7 @@ class Deps:
     gpio: GpioBackend
     streamer: StreamerBackend
     hub: WsHub
+    media: MediaHub
     vnc: VncServer | None = None
 
 
@@ -93,6 +97,7 @@ def make_app(deps: Deps) -> web.Application:
     app[keys.GPIO] = deps.gpio
     app[keys.STREAMER] = deps.streamer
     app[keys.WS_HUB] = deps.hub
+    app[keys.MEDIA] = deps.media
     for table in ROUTES:
         for route in table:
             if not isinstance(route, web.RouteDef):

@@ -30,6 +30,10 @@ from aiohttp import web
 from PIL import Image, ImageDraw, ImageFont
 
 import kvmd
+from kvmd.media.encoder import H264Encoder
+from kvmd.media.memsink import FORMAT_H264, FORMAT_JPEG
+from kvmd.media.memsink import Frame as SinkFrame
+from kvmd.media.publisher import MemsinkPublisher
 from kvmd.sim.mjpeg import BOUNDARY, NO_CACHE, FpsMeter, Frame, StreamClient, frame_headers
 
 _PR_SET_PDEATHSIG = 1
@@ -62,7 +66,7 @@ class Camera:
         self._status = status
         # Large enough for OCR of the simulated screen to work as it does on a real one.
         self._font = ImageFont.load_default(size=max(size[1] // 16, 10))
-        self.frame = self._render(0)
+        (self.frame, self.image) = self._render(0)
         self.new_frame = asyncio.Condition()
         self.clients: dict[int, StreamClient] = {}
         # Frames made in the last second, and those of them that went to a client: what
@@ -70,7 +74,7 @@ class Camera:
         self.captured = FpsMeter()
         self.queued = FpsMeter()
 
-    def _render(self, number: int) -> Frame:
+    def _render(self, number: int) -> tuple[Frame, Image.Image]:
         grabbed = time.monotonic()
         (width, height) = self.size
         image = Image.new("RGB", self.size, (16, 16, 48))
@@ -89,7 +93,7 @@ class Camera:
         out = io.BytesIO()
         encoding = time.monotonic()
         image.save(out, format="JPEG", quality=self.quality)
-        return Frame(
+        frame = Frame(
             jpeg=out.getvalue(),
             number=number,
             size=self.size,
@@ -98,6 +102,7 @@ class Camera:
             encoding=encoding,
             encoded=time.monotonic(),
         )
+        return (frame, image)
 
     def _screen_text(self) -> str:
         if self._screen is None:
@@ -123,9 +128,9 @@ class Camera:
         number = 0
         while True:
             number += 1
-            frame = await asyncio.to_thread(self._render, number)
+            (frame, image) = await asyncio.to_thread(self._render, number)
             async with self.new_frame:
-                self.frame = frame
+                (self.frame, self.image) = (frame, image)
                 self.new_frame.notify_all()
             self.captured.count(time.monotonic())
             if self.clients:
@@ -142,7 +147,98 @@ class Camera:
             return self.frame
 
 
-def make_app(camera: Camera) -> web.Application:
+class Sinks:
+    """`--jpeg-sink` and `--h264-sink`: the camera's pictures in memsinks, as ustreamer's.
+
+    H.264 is encoded only while the sink has clients, an IDR first and whenever one asks.
+    """
+
+    def __init__(self, args: argparse.Namespace, camera: Camera) -> None:
+        self.jpeg = _publisher(args.jpeg_sink, args.jpeg_sink_mode)
+        self.h264 = _publisher(args.h264_sink, args.h264_sink_mode)
+        self._remove = {"jpeg": args.jpeg_sink_rm, "h264": args.h264_sink_rm}
+        self.encoder = None
+        if self.h264 is not None:
+            self.encoder = H264Encoder(
+                camera.size, fps=camera.fps, bitrate_kbps=args.h264_bitrate, gop=args.h264_gop
+            )
+        self.h264_fps = FpsMeter()
+        self.encode_seconds = 0.0  # CPU time spent encoding H.264, for the bench
+        self._idle = True
+
+    async def run(self, camera: Camera) -> None:
+        if self.jpeg is None and self.h264 is None:
+            return
+        frame = camera.frame
+        while True:
+            frame = await camera.next_frame(after=frame.number)
+            await asyncio.to_thread(self._publish, frame, camera.image)
+
+    def _publish(self, frame: Frame, image: Image.Image) -> None:
+        (width, height) = frame.size
+        if self.jpeg is not None and self.jpeg.has_clients():
+            jpeg = SinkFrame(
+                data=frame.jpeg,
+                format=FORMAT_JPEG,
+                key=False,
+                gop=0,
+                grab_ts=frame.grabbed,
+                encode_end_ts=frame.encoded,
+                width=width,
+                height=height,
+                online=True,
+            )
+            self.jpeg.put(jpeg)
+        if self.h264 is None or self.encoder is None:
+            return
+        if not self.h264.has_clients():
+            self._idle = True  # the encoder stops; it starts again from an IDR
+            return
+        encoded = self.encoder.encode(image, key=self._idle or self.h264.wants_key())
+        self._idle = False
+        self.encode_seconds += encoded.seconds
+        h264 = SinkFrame(
+            data=encoded.data,
+            format=FORMAT_H264,
+            key=encoded.key,
+            gop=self.encoder.gop,
+            grab_ts=frame.grabbed,
+            encode_end_ts=0.0,
+            width=width,
+            height=height,
+            online=True,
+        )
+        if self.h264.put(h264):
+            self.h264_fps.count(time.monotonic())
+
+    def state(self) -> dict[str, object]:
+        """What ustreamer's /state adds for its sinks."""
+        state: dict[str, object] = {"sinks": {}}
+        sinks: dict[str, object] = {}
+        for name, sink in (("jpeg", self.jpeg), ("h264", self.h264)):
+            if sink is not None:
+                sinks[name] = {"has_clients": sink.has_clients()}
+        state["sinks"] = sinks
+        if self.encoder is not None:
+            state["h264"] = {
+                "bitrate": self.encoder.bitrate_kbps,
+                "gop": self.encoder.gop,
+                "online": True,
+                "fps": self.h264_fps.fps,
+            }
+        return state
+
+    def close(self) -> None:
+        for name, sink in (("jpeg", self.jpeg), ("h264", self.h264)):
+            if sink is not None:
+                sink.close(remove=self._remove[name])
+
+
+def _publisher(name: str, mode: str) -> MemsinkPublisher | None:
+    return MemsinkPublisher(name, mode=int(mode, 8)) if name else None
+
+
+def make_app(camera: Camera, sinks: Sinks | None = None) -> web.Application:
     async def state(_: web.Request) -> web.Response:
         (width, height) = camera.size
         clients = list(camera.clients.values())
@@ -163,6 +259,7 @@ def make_app(camera: Camera) -> web.Application:
                         "clients": len(clients),
                         "clients_stat": {client.hex_id: client.stat() for client in clients},
                     },
+                    **(sinks.state() if sinks is not None else {}),
                 },
             }
         )
@@ -204,8 +301,9 @@ def make_app(camera: Camera) -> web.Application:
 async def serve(args: argparse.Namespace) -> None:
     (width, height) = (int(v) for v in args.resolution.split("x"))
     camera = Camera((width, height), args.desired_fps, args.quality, args.screen, args.status)
+    sinks = Sinks(args, camera)
     # Viewers never finish on their own: like ustreamer, drop them at once when told to stop.
-    runner = web.AppRunner(make_app(camera), access_log=None, shutdown_timeout=0.1)
+    runner = web.AppRunner(make_app(camera, sinks), access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     _remove(args.unix)
     await web.UnixSite(runner, args.unix).start()
@@ -214,9 +312,12 @@ async def serve(args: argparse.Namespace) -> None:
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     async with asyncio.TaskGroup() as tasks:
         render = tasks.create_task(camera.run())
+        publish = tasks.create_task(sinks.run(camera))
         await stop.wait()
         render.cancel()
+        publish.cancel()
     await runner.cleanup()
+    sinks.close()
     _remove(args.unix)
 
 
@@ -260,6 +361,15 @@ def main() -> None:
     parser.add_argument("--resolution", default="640x480")
     parser.add_argument("--screen", type=Path, default=None)
     parser.add_argument("--status", type=Path, default=None)
+    # ustreamer 6's memsinks (kvmd-media's and Janus's source), in /dev/shm.
+    parser.add_argument("--jpeg-sink", default="")
+    parser.add_argument("--jpeg-sink-mode", default="660")
+    parser.add_argument("--jpeg-sink-rm", action="store_true")
+    parser.add_argument("--h264-sink", default="")
+    parser.add_argument("--h264-sink-mode", default="660")
+    parser.add_argument("--h264-sink-rm", action="store_true")
+    parser.add_argument("--h264-bitrate", type=int, default=5000)
+    parser.add_argument("--h264-gop", type=int, default=30)
     args = parser.parse_args()
     _die_with_parent()
     asyncio.run(serve(args))
