@@ -153,6 +153,7 @@ class MediaHub:
     def __init__(
         self, config: MediaConfig, streamer: StreamerBackend, shm_dir: Path = SHM_DIR
     ) -> None:
+        self._streamer = streamer
         self.sources = {
             fmt: MediaSource(fmt, sink, streamer, shm_dir)
             for (fmt, sink) in (("h264", config.memsink.h264), ("jpeg", config.memsink.jpeg))
@@ -160,9 +161,12 @@ class MediaHub:
         }
 
     def describe(self) -> dict[str, object]:
-        """PiKVM's `media` object: a key per format offered."""
+        """PiKVM's `media` object: a key per format offered.
+
+        H.264 only while the streamer has it (a ustreamer without an H.264 sink has not).
+        """
         video: dict[str, object] = {}
-        if "h264" in self.sources:
+        if "h264" in self.sources and self._streamer.state().features.h264:
             video["h264"] = {"profile_level_id": PROFILE_LEVEL_ID}
         if "jpeg" in self.sources:
             video["jpeg"] = {}

@@ -200,3 +200,29 @@ async def test_forever_runs_without_watchers(tmp_path):
         pid = current_pid(backend)
         await asyncio.sleep(1.0)  # well past shutdown_delay
         assert current_pid(backend) == pid
+
+
+async def test_a_ustreamer_without_h264_runs_without_its_sink_flags(tmp_path, caplog):
+    # A Pi board's config asks for PiKVM's H.264 sink; Debian's ustreamer 4.9 has none and
+    # would refuse the flags: kvmd leaves them out, says so, and reports H.264 off.
+    sinks = [
+        "--h264-sink=kvmd::ustreamer::h264",
+        "--h264-sink-mode=0660",
+        "--h264-bitrate={h264_bitrate}",
+        "--h264-gop={h264_gop}",
+        "--jpeg-sink=kvmd::ustreamer::jpeg",
+    ]
+    backend = streamer_config(tmp_path, h264_bitrate={"default": 5000}, cmd_append=sinks)
+    assert backend.state().features.h264 is True  # as configured, until the start looks
+    async with running(backend) as bus:
+        state = backend.state()
+        assert state.features.h264 is False
+        assert (state.params.h264_bitrate, state.limits.h264_bitrate) == (None, None)
+        assert "has no H.264 sink (direct H.264 needs ustreamer 6.62 or newer)" in caplog.text
+        bus.publish(Topic.CLIENTS, ClientsState(count=1))
+        await wait_for(lambda: ustreamer_state(backend) is not None)
+        # ustreamer retitles itself: its whole command line is one string there.
+        cmdline = Path(f"/proc/{backend._process.pid}/cmdline").read_bytes().decode()
+        assert " --desired-fps=30 " in cmdline
+        assert "--h264-" not in cmdline
+        assert "-sink" not in cmdline

@@ -77,6 +77,10 @@ class _Running(msgspec.Struct):
     h264: _H264 | None = None
 
 
+# ustreamer 6's memsink flags, which builds without the sinks refuse.
+_SINK_FLAGS = ("--h264-", "--jpeg-sink", "--raw-sink", "--sink")
+
+
 class Ustreamer(StreamerBackend):
     def __init__(self, config: UstreamerConfig, bus: Bus) -> None:
         super().__init__(config, bus)
@@ -107,6 +111,7 @@ class Ustreamer(StreamerBackend):
         self._running: _Running | None = None
         self._saved: Snapshot | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._no_sinks = False  # the program has no memsinks: their flags are left out
 
     def _default_params(self) -> StreamerParams:
         config = self._config
@@ -120,7 +125,10 @@ class Ustreamer(StreamerBackend):
         )
 
     def _argv(self) -> list[str]:
-        return self._format(self._config.full_cmd())
+        argv = self._config.full_cmd()
+        if self._no_sinks:
+            argv = [arg for arg in argv if not arg.startswith(_SINK_FLAGS)]
+        return self._format(argv)
 
     async def _pre_start(self) -> None:
         await self._run_hook("pre-start", self._format(self._config.pre_start()))
@@ -195,7 +203,30 @@ class Ustreamer(StreamerBackend):
         self._session = aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=self._config.unix)
         )
+        if self._features.h264:
+            await self._check_h264()
         self._publish()
+
+    async def _check_h264(self) -> None:
+        """H.264 is configured: a ustreamer without an H.264 sink must still show MJPEG.
+
+        Debian's ustreamer 4.9 is built without one (it came with OMX), and refuses the
+        flags, so they are left out and H.264 is reported off instead of no video at all.
+        """
+        program = self._config.cmd[0]
+        usage = await run_command([program, "--help"])
+        if usage is None or b"--h264-sink" in usage:
+            return  # it has one, or it can't even start (the start says why)
+        logger.warning(
+            "%s has no H.264 sink (direct H.264 needs ustreamer 6.62 or newer); "
+            "H.264 is off and the streamer runs without its memsink flags",
+            program,
+        )
+        self._no_sinks = True
+        self._features = StreamerFeatures(
+            quality=self._features.quality, resolution=self._features.resolution, h264=False
+        )
+        self._params = self._default_params()
 
     async def stop(self) -> None:
         if self._session is not None:
