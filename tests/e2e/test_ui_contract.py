@@ -94,6 +94,13 @@ UI_READS: list[tuple[str, str, str]] = [
     ("streamer", "features.quality", "bool"),
     ("streamer", "features.resolution", "bool"),
     ("streamer", "features.h264", "bool"),
+    # With features.h264 (make run has it): the bitrate and GOP sliders.
+    ("streamer", "limits.h264_bitrate.min", "int"),
+    ("streamer", "limits.h264_bitrate.max", "int"),
+    ("streamer", "limits.h264_gop.min", "int"),
+    ("streamer", "limits.h264_gop.max", "int"),
+    ("streamer", "applied.h264_bitrate", "int"),
+    ("streamer", "applied.h264_gop", "int"),
     ("streamer", "limits.desired_fps.min", "int"),
     ("streamer", "limits.desired_fps.max", "int"),
     ("streamer", "applied.quality", "int"),
