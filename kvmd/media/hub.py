@@ -20,7 +20,7 @@ from pathlib import Path
 
 from kvmd.media.config import MediaConfig, MemsinkConfig
 from kvmd.media.memsink import SHM_DIR, Frame, MemsinkError, MemsinkMissingError, MemsinkReader
-from kvmd.plugins.streamer.base import StreamerBackend
+from kvmd.plugins.streamer.base import StreamerBackend, StreamerDisabledError
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,11 @@ class MediaSource:
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[Frame | None] | None = None
         try:
-            async with self._streamer.hold():
+            async with contextlib.AsyncExitStack() as held:
+                with contextlib.suppress(StreamerDisabledError):
+                    # No streamer of kvmd's own: one started outside kvmd may still feed
+                    # the sink (PiKVM's kvmd-media never starts one), so it is read anyway.
+                    await held.enter_async_context(self._streamer.hold())
                 while True:
                     pending = loop.run_in_executor(None, self._read, reader, self._key_required)
                     # Shielded: the read runs on in its thread; `finally` waits for it.
@@ -111,12 +115,16 @@ class MediaSource:
             self._note(str(exc), quiet=True)
             return None
         except MemsinkError as exc:
-            reader.close()
-            self._note(str(exc))
-            return None
-        if frame is not None:
-            self._note(None)
-        return frame
+            error = str(exc)
+        else:
+            if frame is not None:
+                self._note(None)
+            return frame
+        # Closed only out of the except block: until then the traceback's frames hold the
+        # ctypes header, a view of the map, and mmap.close() raises BufferError.
+        reader.close()
+        self._note(error)
+        return None
 
     def _note(self, error: str | None, *, quiet: bool = False) -> None:
         if error != self.error:
