@@ -25,6 +25,7 @@ from bench.daemon import ADMIN, REPO, running, spawn_daemon, status_mb, wait_rea
 from bench.fuzz import bench_fuzz, print_fuzz
 from bench.gpio import bench_edges, gpio_override, serving
 from bench.hid import StampingHost, bench_hid, hid_override
+from bench.media import bench_media, print_media
 from bench.msd import bench_upload, msd_override
 from bench.vnc import bench_vnc, print_vnc
 from kvmd.auth.htpasswd import hash_password
@@ -441,7 +442,14 @@ async def bench_login_latency(tmp: Path) -> dict[str, Any]:
     return await bench_logins(write_config(folder, free_port()), folder, free_port)
 
 
-async def main() -> None:
+async def bench_media_daemon(tmp: Path) -> dict[str, Any]:
+    """H.264 against MJPEG, against daemons with the simulated streamer's memsinks."""
+    folder = tmp / "media"
+    folder.mkdir()
+    return await bench_media(write_config(folder, free_port()), folder, free_port)
+
+
+async def main() -> None:  # noqa: PLR0915 -- a branch per bench that runs alone
     if sys.argv[1:] == ["fuzz"]:  # python -m bench fuzz
         with tempfile.TemporaryDirectory() as tmp:
             print_fuzz(await bench_memory_under_fuzz(Path(tmp)))
@@ -458,6 +466,10 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             print_logins(await bench_login_latency(Path(tmp)))
         return
+    if sys.argv[1:] == ["media"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            print_media(await bench_media_daemon(Path(tmp)))
+        return
     if sys.argv[1:] == ["auth"]:
         with tempfile.TemporaryDirectory() as tmp:
             print_permissions(await bench_permissions(Path(tmp)))
@@ -473,6 +485,7 @@ async def main() -> None:
         results |= await bench_msd(Path(tmp))
         results |= await bench_memory_under_fuzz(Path(tmp))
         results |= await bench_login_latency(Path(tmp))
+        results |= await bench_media_daemon(Path(tmp))
     ratio = results["header_rps"] / results["cookie_rps"]
     print()
     print("kvmd bench (loopback, this machine)")
@@ -539,6 +552,7 @@ async def main() -> None:
     print_msd(results)
     print_fuzz(results)
     print_logins(results)
+    print_media(results)
 
 
 def print_msd(results: dict[str, Any]) -> None:
