@@ -38,6 +38,10 @@ CAPACITY = {"jpeg": 4 * 1024 * 1024, "h264": 2 * 1024 * 1024, "raw": 3840 * 2160
 SHM_DIR = Path("/dev/shm")  # noqa: S108 -- where Linux keeps shm_open's objects
 
 _POLL = 0.001  # ustreamer's own retry interval for the lock and for a new frame
+# After a frame the reader sleeps through this part of the usual gap before polling
+# (at most _QUIET_MAX): a frame that comes early waits at most that long.
+_QUIET = 0.6
+_QUIET_MAX = 0.05
 
 
 class _Wants(ctypes.Structure):
@@ -148,6 +152,8 @@ class MemsinkReader:
         self._map: mmap.mmap | None = None
         self._header: Header | None = None
         self._last_id: int | None = None
+        self._last_at = 0.0  # when the last frame was taken (monotonic)
+        self._gap: float | None = None  # the usual time between frames
 
     def open(self) -> tuple[mmap.mmap, Header]:
         """The object's map and header; MemsinkMissingError while there is none."""
@@ -205,16 +211,28 @@ class MemsinkReader:
 
     def _poll(self, key_required: bool) -> Frame | None:
         (buffer, header) = self.open()
-        deadline = time.monotonic() + self._wait_timeout
+        now = time.monotonic()
+        deadline = now + self._wait_timeout
+        if self._gap is not None and not key_required:
+            # The next frame is not due yet: polling every millisecond until then would
+            # cost a few % of a core per sink for nothing.
+            time.sleep(max(0.0, min(self._last_at + self._gap * _QUIET - now, _QUIET_MAX)))
         while time.monotonic() < deadline:
             with locked(self._fd, self._lock_timeout) as taken:
                 if not taken:
                     continue
                 frame = self._take(header, buffer, key_required)
             if frame is not None:
+                self._arrived(time.monotonic())
                 return frame
             time.sleep(_POLL)
         return None
+
+    def _arrived(self, now: float) -> None:
+        if self._last_at:
+            gap = min(now - self._last_at, 1.0)
+            self._gap = gap if self._gap is None else self._gap * 0.8 + gap * 0.2
+        self._last_at = now
 
     def _drop_if_replaced(self) -> None:
         """A restarted streamer may have made a new object: the old one gets no frames."""

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,12 @@ async def test_a_ustreamer_without_h264_runs_without_its_sink_flags(tmp_path, ca
         assert " --desired-fps=30 " in cmdline
         assert "--h264-" not in cmdline
         assert "-sink" not in cmdline
+
+
+async def test_a_python_module_streamer_with_an_h264_sink_keeps_h264(tmp_path):
+    # `python -m kvmd.sim.ustreamer`: its --help is asked of the module, not of python.
+    cmd = [sys.executable, "-m", "kvmd.sim.ustreamer", "--unix={unix}", "--h264-sink=x::h264"]
+    backend = streamer_config(tmp_path, h264_bitrate={"default": 5000}, cmd=cmd)
+    async with running(backend):
+        assert backend.state().features.h264 is True
+        assert "--h264-sink=x::h264" in backend._argv()

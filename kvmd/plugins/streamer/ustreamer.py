@@ -213,8 +213,11 @@ class Ustreamer(StreamerBackend):
         Debian's ustreamer 4.9 is built without one (it came with OMX), and refuses the
         flags, so they are left out and H.264 is reported off instead of no video at all.
         """
-        program = self._config.cmd[0]
-        usage = await run_command([program, "--help"])
+        # The program with the words before its first --option (`python -m module` too).
+        cmd = self._config.cmd
+        words = next((i for (i, arg) in enumerate(cmd) if arg.startswith("--")), len(cmd))
+        program = " ".join(cmd[:words])
+        usage = await run_command([*cmd[:words], "--help"])
         if usage is None or b"--h264-sink" in usage:
             return  # it has one, or it can't even start (the start says why)
         logger.warning(

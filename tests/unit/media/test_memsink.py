@@ -104,8 +104,10 @@ def test_a_frame_goes_through_once(publisher, reader):
 
 
 def test_reading_is_the_heartbeat_the_encoder_waits_for(publisher, reader):
-    assert publisher.has_clients() is False
+    # Nothing published yet: a reader writes its heartbeat only once there is a frame.
+    assert publisher.has_clients() is True
     publisher.put(frame(b"x", key=True))
+    assert publisher.has_clients() is False
     reader.wait_frame()
     assert publisher.has_clients() is True
 
