@@ -12,8 +12,11 @@ the caller (AuthManager), whichever plugin answers.
 import abc
 import asyncio
 import dataclasses
+import logging
 
 from kvmd.errors import UnavailableError
+
+logger = logging.getLogger(__name__)
 
 
 class AuthServiceError(UnavailableError):
@@ -49,17 +52,34 @@ class AuthPlugin(abc.ABC):
 class BlockingPlugin(AuthPlugin):
     """A plugin whose library blocks (ldap3, pyrad, PAM).
 
-    Its checks run in worker threads, `concurrent` at a time.
+    Its checks run in worker threads, `concurrent` at a time, and an answer later than
+    `limit` seconds is AuthServiceError. A thread can't be stopped: a check that hangs
+    keeps its slot until it returns, so a hung service answers 503 to everyone, quickly,
+    instead of piling up threads.
     """
 
     concurrent = 4
 
-    def __init__(self) -> None:
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
         self._slots = asyncio.Semaphore(self.concurrent)
 
     async def authorize(self, user: str, passwd: str) -> Verdict:
-        async with self._slots:
-            return await asyncio.to_thread(self.check, user, passwd)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.limit):
+                await self._slots.acquire()
+                check = loop.run_in_executor(None, self.check, user, passwd)
+                check.add_done_callback(self._done)
+                return await asyncio.shield(check)
+        except TimeoutError:
+            logger.error("Auth service %s: no answer within %s s", self.name, self.limit)  # noqa: TRY400
+            raise AuthServiceError(f"{self.name} did not answer within {self.limit} s") from None
+
+    def _done(self, check: "asyncio.Future[Verdict]") -> None:
+        self._slots.release()
+        if not check.cancelled():
+            check.exception()  # retrieved: a caller that timed out no longer awaits it
 
     @abc.abstractmethod
     def check(self, user: str, passwd: str) -> Verdict:

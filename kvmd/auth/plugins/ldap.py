@@ -78,7 +78,8 @@ class LdapAuth(BlockingPlugin):
     name = "ldap"
 
     def __init__(self, config: LdapAuthConfig) -> None:
-        super().__init__()
+        # ldap3 bounds each step (connect, bind, search) by `timeout`: the backstop is theirs.
+        super().__init__(config.timeout * 3 + 1)
         self._config = config
 
     async def authorize(self, user: str, passwd: str) -> Verdict:

@@ -25,6 +25,9 @@ class PamAuthConfig(Section, frozen=True, tag_field="type", tag="pam"):
     allow_users: list[str] = msgspec.field(default_factory=list)
     deny_users: list[str] = msgspec.field(default_factory=list)
     allow_uids_at: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # kvmd's own key (PiKVM's plugin waits as long as PAM takes): a module that hangs,
+    # such as pam_ldap on a dead server, is a 503 after this long.
+    timeout: Annotated[float, msgspec.Meta(ge=0.1, le=300.0)] = 10.0
 
 
 class PamAuth(BlockingPlugin):
@@ -32,7 +35,7 @@ class PamAuth(BlockingPlugin):
     concurrent = 1  # PAM modules are not all thread-safe
 
     def __init__(self, config: PamAuthConfig) -> None:
-        super().__init__()
+        super().__init__(config.timeout)
         self._config = config
 
     async def authorize(self, user: str, passwd: str) -> Verdict:

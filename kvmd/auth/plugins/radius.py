@@ -41,7 +41,8 @@ class RadiusAuth(BlockingPlugin):
     name = "radius"
 
     def __init__(self, config: RadiusAuthConfig) -> None:
-        super().__init__()
+        # pyrad waits `timeout` per try: the backstop is all the tries and a second more.
+        super().__init__(config.timeout * _TRIES + 1)
         self._config = config
 
     def check(self, user: str, passwd: str) -> Verdict:
