@@ -2,6 +2,8 @@
 // Keyboard and mouse capture on the screen element, sent as the websocket's binary events
 // (API.md §4): 1 key, 2 mouse button, 3 absolute move, 4 relative move, 5 wheel.
 
+import { intrinsic } from "./stream.js";
+
 const encoder = new TextEncoder();
 // Web key names are KeyboardEvent.code values; the daemon takes at most 32 ASCII bytes.
 const KEY_NAME = /^[A-Za-z][A-Za-z0-9]{0,31}$/;
@@ -61,11 +63,12 @@ export function steps(dx, dy) {
 
 /**
  * Where a point falls on the picture (object-fit: contain), as −32768..32767 per axis.
- * `frame` is the video's [width, height]: an MJPEG <img> may report no natural size.
+ * `frame` is the video's [width, height]: an MJPEG <img> may report no natural size, and
+ * an H.264 <canvas> has none before its first frame.
  */
-export function absolute(img, frame, clientX, clientY) {
-  const rect = img.getBoundingClientRect();
-  const [w, h] = img.naturalWidth ? [img.naturalWidth, img.naturalHeight] : frame || [rect.width, rect.height];
+export function absolute(el, frame, clientX, clientY) {
+  const rect = el.getBoundingClientRect();
+  const [w, h] = intrinsic(el) || frame || [rect.width, rect.height];
   const scale = Math.min(rect.width / w, rect.height / h);
   const [shownW, shownH] = [w * scale, h * scale];
   const left = rect.left + (rect.width - shownW) / 2;
@@ -78,11 +81,12 @@ export function absolute(img, frame, clientX, clientY) {
 /**
  * Captures input on `screen` while `enabled` (the principal holds `hid`) and sends it
  * through `send(bytes)`. Keyboard capture follows focus; losing it releases every key.
+ * The mouse acts on the picture `view()` returns: the MJPEG <img> or the H.264 <canvas>.
  */
 export class Capture {
-  constructor(screen, img, send, onChange) {
+  constructor(screen, view, send, onChange) {
     this.screen = screen;
-    this.img = img;
+    this.view = view;
     this.send = send;
     this.onChange = onChange;
     this.frame = null; // [width, height] of the video, from the streamer's state
@@ -98,17 +102,20 @@ export class Capture {
   }
 
   listen() {
-    const { screen, img } = this;
+    const { screen } = this;
     screen.addEventListener("keydown", (event) => this.key(event, true));
     screen.addEventListener("keyup", (event) => this.key(event, false));
     screen.addEventListener("focus", () => this.changed());
     screen.addEventListener("blur", () => this.releaseAll());
     document.addEventListener("visibilitychange", () => document.hidden && this.releaseAll());
-    img.addEventListener("pointerdown", (event) => this.pointer(event, true));
-    img.addEventListener("pointerup", (event) => this.pointer(event, false));
-    img.addEventListener("pointermove", (event) => this.move(event));
-    img.addEventListener("contextmenu", (event) => event.preventDefault());
-    img.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
+    // On the screen, for whichever picture shows there: events on the other one (hidden)
+    // and on the badge are left alone.
+    const onView = (handler) => (event) => event.target === this.view() && handler(event);
+    screen.addEventListener("pointerdown", onView((event) => this.pointer(event, true)));
+    screen.addEventListener("pointerup", onView((event) => this.pointer(event, false)));
+    screen.addEventListener("pointermove", onView((event) => this.move(event)));
+    screen.addEventListener("contextmenu", onView((event) => event.preventDefault()));
+    screen.addEventListener("wheel", onView((event) => this.wheel(event)), { passive: false });
     document.addEventListener("mousemove", (event) => this.locked() && this.relative(event));
     document.addEventListener("pointerlockchange", () => this.locked() || this.releaseButtons());
   }
@@ -172,7 +179,7 @@ export class Capture {
   }
 
   locked() {
-    return document.pointerLockElement === this.img;
+    return document.pointerLockElement === this.view();
   }
 
   pointer(event, state) {
@@ -183,7 +190,7 @@ export class Capture {
     this.screen.focus({ preventScroll: true });
     if (this.mode === "relative" && !this.locked()) {
       if (state) {
-        this.img.requestPointerLock();
+        this.view().requestPointerLock();
       }
       return;
     }
@@ -193,7 +200,7 @@ export class Capture {
     }
     if (this.mode === "absolute") {
       this.flushNow();
-      this.send(moveMessage(...absolute(this.img, this.frame, event.clientX, event.clientY)));
+      this.send(moveMessage(...absolute(this.view(), this.frame, event.clientX, event.clientY)));
     }
     if (state) {
       this.buttons.add(button);
@@ -205,7 +212,7 @@ export class Capture {
 
   move(event) {
     if (this.enabled && this.mode === "absolute") {
-      this.pendingMove = absolute(this.img, this.frame, event.clientX, event.clientY);
+      this.pendingMove = absolute(this.view(), this.frame, event.clientX, event.clientY);
       this.schedule();
     }
   }

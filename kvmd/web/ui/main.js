@@ -8,6 +8,7 @@ import { Capture } from "./input.js";
 import { Osk } from "./osk.js";
 import { AtxPanel, GpioPanel, LogPanel, MsdPanel, VideoPanel, renderInfo } from "./panels.js";
 import { Link } from "./socket.js";
+import { Stream } from "./stream.js";
 
 // Shortcuts of the special-keys bar: what a browser or the local OS would keep for itself.
 const SPECIAL_KEYS = [
@@ -51,7 +52,13 @@ class Console {
       (type, state) => this.event(type, state),
       (status, detail) => this.linkStatus(status, detail),
     );
-    this.capture = new Capture($("screen"), $("stream"), (bytes) => this.link.send(bytes), () => this.hidState());
+    this.stream = new Stream(() => this.status());
+    this.capture = new Capture(
+      $("screen"),
+      () => this.stream.element,
+      (bytes) => this.link.send(bytes),
+      () => this.hidState(),
+    );
     this.osk = new Osk((bytes) => this.link.send(bytes));
     this.controls();
   }
@@ -91,8 +98,7 @@ class Console {
 
   start() {
     $("console-view").hidden = false;
-    this.streamerRunning = undefined;
-    this.reloadStream();
+    this.stream.start();
     this.link.start();
   }
 
@@ -101,7 +107,7 @@ class Console {
     this.capture.setEnabled(false);
     this.osk.setEnabled(false);
     this.log.stop();
-    $("stream").removeAttribute("src");
+    this.stream.stop();
     $("console-view").hidden = true;
   }
 
@@ -117,7 +123,7 @@ class Console {
         return this.gpio.render(state);
       case "streamer":
         this.video.render(state);
-        this.restarted(state.streamer);
+        this.stream.streamer(state);
         return this.status();
       case "hid":
         return this.hid(state);
@@ -172,33 +178,6 @@ class Console {
     }
   }
 
-  /**
-   * A streamer that stopped and came back ended our MJPEG response: ask for a new one.
-   * A quick restart may never show as stopped, so, as PiKVM's UI does, our response is also
-   * known by the cookie it set (`stream_client=<key>/<id>`, ustreamer's), and asked for again
-   * once the streamer's clients_stat, which listed that id, no longer does.
-   */
-  restarted(streamer) {
-    const running = Boolean(streamer);
-    const clients = streamer?.stream?.clients_stat || {};
-    const cookie = document.cookie.split("; ").find((c) => c.startsWith(`stream_client=${this.streamKey}/`));
-    const id = cookie?.slice(cookie.indexOf("/") + 1);
-    if (this.streamId === null && id in clients) {
-      this.streamId = id;
-    }
-    const dropped = running && this.streamId !== null && !(this.streamId in clients);
-    if ((running && this.streamerRunning === false) || dropped) {
-      this.reloadStream();
-    }
-    this.streamerRunning = running;
-  }
-
-  reloadStream() {
-    this.streamKey = Math.random().toString(36).slice(2);
-    this.streamId = null;
-    $("stream").src = `/streamer/stream?key=${this.streamKey}`;
-  }
-
   keymaps(keymaps) {
     this.osk.setKeymaps(keymaps);
     const select = $("paste-keymap");
@@ -218,7 +197,7 @@ class Console {
       parts.push("streamer starting");
     } else {
       const { width, height } = source.resolution;
-      parts.push(`${width}×${height}`, `${source.captured_fps} fps`, source.online ? "online" : "no signal");
+      parts.push(`${width}×${height}`, ...this.stream.describe(source), source.online ? "online" : "no signal");
     }
     const count = clients ? clients.count : 0;
     parts.push(`${count} viewer${count === 1 ? "" : "s"}`);
@@ -257,7 +236,7 @@ class Console {
       banner.hidden = true;
       // A reconnect after an outage: the stream may have died with the link.
       if (this.lost) {
-        this.reloadStream();
+        this.stream.relinked();
       }
       this.lost = false;
       return;

@@ -267,10 +267,42 @@ export class GpioPanel {
 
 // --- Video -------------------------------------------------------------------------------
 
+// The H.264 sliders: streamer parameter → [element id, unit shown after the value].
+const H264_SLIDERS = {
+  h264_bitrate: ["video-h264-bitrate", "kbit/s"],
+  h264_gop: ["video-h264-gop", "frames"],
+};
+// How long a value sent from a slider is shown before the streamer applies it: the
+// streamer restarts for a new bitrate or GOP, which takes a few seconds.
+const SENT_SHOWN_MS = 15000;
+
 export class VideoPanel {
   constructor() {
     this.may = false;
     this.edited = false;
+    this.state = null;
+    this.sent = {}; // param → {value, until}: set here, not yet applied
+    this.moving = new Set(); // sliders being dragged: state events leave them alone
+    for (const [param, [id, unit]] of Object.entries(H264_SLIDERS)) {
+      const slider = $(id);
+      $(`${id}-value`).textContent = `${slider.value} ${unit}`; // PiKVM's default until state comes
+      slider.addEventListener("input", () => {
+        this.moving.add(param);
+        $(`${id}-value`).textContent = `${slider.value} ${unit}`;
+      });
+      slider.addEventListener("change", async () => {
+        this.moving.delete(param);
+        this.sent[param] = { value: Number(slider.value), until: Date.now() + SENT_SHOWN_MS };
+        const done = await act($("video-result"), slider, async () => {
+          await post("/streamer/set_params", { [param]: slider.value });
+          return true;
+        });
+        if (!done) {
+          delete this.sent[param]; // refused: back to what the streamer has
+        }
+        this.render(this.state);
+      });
+    }
     const quality = $("video-quality");
     quality.addEventListener("input", () => {
       this.edited = true;
@@ -293,6 +325,11 @@ export class VideoPanel {
   }
 
   render(state) {
+    this.state = state;
+    if (!state) {
+      return;
+    }
+    this.renderH264(state);
     const fps = $("video-fps");
     fps.min = state.limits.desired_fps.min;
     fps.max = state.limits.desired_fps.max;
@@ -304,6 +341,30 @@ export class VideoPanel {
     $("video-quality").disabled = !this.may || !state.features.quality;
     for (const id of ["video-fps", "video-apply", "video-reset"]) {
       $(id).disabled = !this.may;
+    }
+  }
+
+  /** Bitrate and GOP: ranges from `limits`, values as applied; only when H.264 is on. */
+  renderH264(state) {
+    const usable = this.may && Boolean(state.features?.h264);
+    for (const [param, [id, unit]] of Object.entries(H264_SLIDERS)) {
+      const slider = $(id);
+      const limits = state.limits?.[param];
+      if (limits) {
+        slider.min = limits.min;
+        slider.max = limits.max;
+      }
+      const applied = state.applied?.[param] ?? state.params?.[param];
+      const sent = this.sent[param];
+      if (sent && (applied === sent.value || Date.now() > sent.until)) {
+        delete this.sent[param];
+      }
+      const value = this.sent[param]?.value ?? applied;
+      if (value !== undefined && !this.moving.has(param)) {
+        slider.value = value;
+        $(`${id}-value`).textContent = `${value} ${unit}`;
+      }
+      slider.disabled = !usable;
     }
   }
 }
