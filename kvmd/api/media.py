@@ -26,6 +26,7 @@ from kvmd.server.auth import requires
 from kvmd.server.errors import json_response
 from kvmd.server.keys import AUTH, CONFIG, MEDIA, PRINCIPAL
 from kvmd.server.params import parse_params
+from kvmd.server.ws import CLOSE_REVOKED
 
 logger = logging.getLogger(__name__)
 
@@ -138,5 +139,5 @@ class _Session:
             if principal is None or not principal.allows(Permission.VIDEO):
                 logger.info("Media: %s may no longer watch; closing", self._principal.user)
                 with contextlib.suppress(ConnectionError):
-                    await self._ws.close(code=4003, message=b"Permission 'video' revoked")
+                    await self._ws.close(code=CLOSE_REVOKED, message=b"Permission 'video' revoked")
                 return

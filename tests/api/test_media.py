@@ -302,7 +302,7 @@ async def test_logging_out_closes_an_open_media_socket(env, sink):
             message = await ws.receive(timeout=3)
             took = time.monotonic() - began
             assert message.type is aiohttp.WSMsgType.CLOSE
-            assert (message.data, message.extra) == (4003, "Permission 'video' revoked")
+            assert (message.data, message.extra) == (4401, "Permission 'video' revoked")
             assert took < 2.0
     finally:
         await browser.close()

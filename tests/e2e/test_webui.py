@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import Browser, FilePayload, Page, WebSocketRoute
 
-from tests.e2e.webui import ARTIFACTS, SCREEN, Kvm, Visit, near, pointer, wait_for
+from tests.e2e.webui import ARTIFACTS, SCREEN, VIDEO, Kvm, Visit, near, pointer, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,21 +32,29 @@ def test_login_and_the_live_stream(visit: Visit) -> None:
     assert not page.is_visible("#login-view")
     assert page.inner_text("#who") == "admin"
     assert page.is_hidden("#view-only")
-    # The status line follows the streamer: the simulated source is 640x480 and online.
+    # The status line follows the streamer: the simulated source is 640x480 and online, and
+    # the video is direct H.264 (make run's streamer has it, Chromium decodes it).
     page.wait_for_selector("#status-line:has-text('online')")
     assert re.fullmatch(
-        r"640\u00d7480 · \d+ fps · online · \d+ viewers?", page.inner_text("#status-line")
+        r"640\u00d7480 · H\.264 · \d+ fps · online · \d+ viewers?",
+        page.inner_text("#status-line"),
     )
+    assert page.get_attribute("body", "data-stream-mode") == "media"
     # The stream moves: the simulated screen's clock and frame counter change.
     first = page.locator("#screen").screenshot(path=str(ARTIFACTS / "stream-1.png"))
     time.sleep(1.2)
     second = page.locator("#screen").screenshot(path=str(ARTIFACTS / "stream-2.png"))
     assert first != second
     page.screenshot(path=str(ARTIFACTS / "console.png"))
+    # The MJPEG stream, one click away, sets its own cookie: ustreamer's stream_client,
+    # which names the viewer in the streamer's state.
+    page.click("#video-panel summary")
+    page.check("#video-mode-mjpeg")
+    page.wait_for_selector("#status-line:has-text('online')")
+    wait_for("the MJPEG stream's cookie", lambda: len(page.context.cookies()) == 2)
+    assert sorted(c["name"] for c in page.context.cookies()) == ["auth_token", "stream_client"]
+    assert page.get_attribute("body", "data-stream-mode") == "mjpeg"
     # Logging out ends the session: the API refuses the old cookie, the page shows its login.
-    # (The other cookie is the stream's: ustreamer's stream_client, which names the viewer.)
-    cookies = page.context.cookies()
-    assert sorted(c["name"] for c in cookies) == ["auth_token", "stream_client"]
     page.click("#logout")
     page.wait_for_selector("#login-view", state="visible")
     response = page.request.get(visit.kvm.url + "/api/auth/check")
@@ -94,7 +102,7 @@ def _load(page: Page, kvm: Kvm) -> tuple[float, float]:
 
 def test_typing_hello_reaches_the_simulated_screen(visit: Visit) -> None:
     page = visit.login("admin")
-    page.click("#stream")
+    page.click(VIDEO)
     page.wait_for_selector("#screen[data-captured='1']")
     assert page.is_visible("#capture-badge")
     page.keyboard.type("hello")
@@ -113,7 +121,7 @@ def test_typing_hello_reaches_the_simulated_screen(visit: Visit) -> None:
 
 def test_caps_lock_shows_the_hosts_led_and_focus_loss_releases(visit: Visit) -> None:
     page = visit.login("admin")
-    page.click("#stream")
+    page.click(VIDEO)
     # The host answers Caps Lock with its LED report; the console shows what the host says.
     page.keyboard.press("CapsLock")
     page.wait_for_selector("#hid-state:has-text('caps lock')")
@@ -137,7 +145,7 @@ def test_caps_lock_shows_the_hosts_led_and_focus_loss_releases(visit: Visit) -> 
 
 def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
     page = visit.login("admin")
-    box = page.locator("#stream").bounding_box()
+    box = page.locator(VIDEO).bounding_box()
     assert box is not None
     # The 640x480 picture is letterboxed in the element: aim at a quarter of the picture.
     scale = min(box["width"] / 640, box["height"] / 480)
@@ -161,7 +169,7 @@ def test_the_mouse_in_absolute_and_relative_mode(visit: Visit) -> None:
         page.mouse.click(*target)
         # (wait_for_function would evaluate a string, which the console's CSP forbids.)
         locked = "document.pointerLockElement && document.pointerLockElement.id"
-        wait_for("pointer lock", lambda: page.evaluate(locked) == "stream")
+        wait_for("pointer lock", lambda: page.evaluate(locked) in ("stream", "stream-canvas"))
         before = pointer(visit.kvm)
         assert before is not None
         page.mouse.move(target[0] + 40, target[1] - 25)
@@ -247,7 +255,7 @@ def test_a_viewer_can_watch_but_not_type_or_press_power(visit: Visit) -> None:
     assert page.is_hidden("#admin-panel")
     # The stream plays for a viewer.
     page.wait_for_selector("#status-line:has-text('online')")
-    page.click("#stream")
+    page.click(VIDEO)
     page.keyboard.type("viewer was here")
     page.mouse.click(10, 10)
     # A click on the disabled button does nothing, and the API refuses it anyway.
@@ -302,13 +310,13 @@ def test_a_phone_sized_screen(browser: Browser, kvm: Kvm) -> None:
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         screen = page.locator("#screen").bounding_box()
         panels = page.locator(".panels").bounding_box()
-        stream = page.locator("#stream").bounding_box()
+        stream = page.locator(VIDEO).bounding_box()
         assert screen is not None
         assert panels is not None
         assert stream is not None
         assert panels["y"] >= screen["y"] + screen["height"]
         # A tap is a click where the finger is: here, the middle of the picture.
-        page.tap("#stream", position={"x": stream["width"] / 2, "y": stream["height"] / 2})
+        page.tap(VIDEO, position={"x": stream["width"] / 2, "y": stream["height"] / 2})
         wait_for("pointer in the middle", lambda: near(pointer(kvm), (959, 539)))
         # The on-screen special keys send what a phone keyboard lacks.
         page.click("button[aria-label='Send Esc']")

@@ -58,7 +58,8 @@ def test_video_settings_apply_to_the_streamer(visit: Visit, kvm: Kvm) -> None:
     wait_for(
         "new streamer params",
         lambda: (
-            kvm.api("GET", "/streamer")["result"]["params"] == {"quality": 55, "desired_fps": 20}
+            kvm.api("GET", "/streamer")["result"]["params"]
+            == {"quality": 55, "desired_fps": 20, "h264_bitrate": 5000, "h264_gop": 30}
         ),
     )
     page.fill("#video-fps", "500")  # over the limit: the daemon's error is shown

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.authservers import OidcProvider, oidc_provider
-from tests.e2e.webui import ARTIFACTS, Kvm, make_run, serving, wait_for
+from tests.e2e.webui import ARTIFACTS, VIDEO, Kvm, make_run, serving, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -71,7 +71,14 @@ def test_a_viewer_signs_in_watches_view_only_and_logs_out(page: Page, kvm: Kvm) 
     page.wait_for_selector("#status-line:has-text('online')")
     wait_for(
         "the stream's first frame",
-        lambda: page.evaluate("document.querySelector('#stream').naturalWidth") > 0,
+        # H.264 frames decoded (the default here), or the MJPEG picture's size.
+        lambda: (
+            page.evaluate(
+                "Number(document.body.dataset.h264Frames || 0)"
+                " || document.querySelector('#stream').naturalWidth"
+            )
+            > 0
+        ),
     )
     # The session is the ordinary cookie session, with the viewer's rights.
     me = page.evaluate("fetch('/api/auth/check').then(r => r.json())")["result"]
@@ -92,7 +99,7 @@ def test_an_operator_signs_in_with_the_operators_console(page: Page, kvm: Kvm) -
     assert page.inner_text("#who") == "olga"
     assert page.is_hidden("#view-only")
     assert page.is_enabled("#atx-power")
-    page.click("#stream")
+    page.click(VIDEO)
     page.wait_for_selector("#screen[data-captured='1']")
     page.keyboard.type("olga via sso")
     wait_for("olga's text on the target", lambda: "olga via sso" in kvm.screen())

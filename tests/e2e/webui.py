@@ -25,6 +25,8 @@ from tests.procs import alive, pids_with
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "build" / "artifacts" / "webui"
+# Whichever element shows the video: the MJPEG <img> or the H.264 <canvas>.
+VIDEO = "#screen :is(#stream, #stream-canvas):visible"
 # The simulated target: kvmd/sim/usbhost.py moves its pointer on a 1920x1080 screen.
 SCREEN = (1920, 1080)
 

@@ -7,9 +7,9 @@ import { get } from "./api.js";
 import { $ } from "./dom.js";
 
 const MODE_KEY = "stream.mode"; // PiKVM's key and values: "mjpeg" or "media"
-// With nothing stored the console starts on MJPEG: the console's tests (and the cookie and
-// status line they check) count on the MJPEG stream. H.264 is one click in the video panel.
-const DEFAULT_MODE = "mjpeg";
+// With nothing stored, H.264 where it can play, as PiKVM's UI (its Janus default falls back
+// to direct H.264, then to MJPEG); MJPEG is one click in the video panel.
+const DEFAULT_MODE = "media";
 
 const OP_PING = 0x00;
 const OP_VIDEO = 0x01; // server: a frame; client: "send a key frame"
