@@ -16,12 +16,13 @@ import aiohttp
 import pytest
 
 from kvmd.media.hub import MediaSource
-from kvmd.media.memsink import FORMAT_H264, Frame, Header
+from kvmd.media.memsink import Header
 from kvmd.media.publisher import MemsinkPublisher
 from tests.api.test_apikeys import create
 from tests.api.test_sessions import login
 from tests.authenv import basic, write_users, xhdr
 from tests.conftest import ADMIN, REPO
+from tests.sinkframes import sink_frame
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,20 +32,6 @@ PONG = bytes([0xFF])
 START = {"event_type": "start", "event": {"type": "video", "format": "h264"}}
 IDR = b"\x00\x00\x00\x01\x67\x42\xe0\x1f" + b"\x00\x00\x00\x01\x65" + bytes(range(256)) * 8
 DELTA = b"\x00\x00\x00\x01\x41" + b"\x9a" * 300
-
-
-def sink_frame(data: bytes, *, key: bool = False) -> Frame:
-    return Frame(
-        data=data,
-        width=640,
-        height=480,
-        format=FORMAT_H264,
-        online=True,
-        key=key,
-        gop=30,
-        grab_ts=time.clock_gettime(time.CLOCK_MONOTONIC),
-        encode_end_ts=0.0,
-    )
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ import pytest
 from kvmd.bus import Bus
 from kvmd.media.config import MediaConfig, MediaMemsinksConfig, MemsinkConfig
 from kvmd.media.hub import QUEUE_FRAMES, MediaClient, MediaHub, MediaSource
-from kvmd.media.memsink import FORMAT_H264, FORMAT_JPEG, Frame, Header
+from kvmd.media.memsink import FORMAT_JPEG, Frame, Header
 from kvmd.media.publisher import MemsinkPublisher
 from kvmd.plugins.streamer.base import StreamerFeatures, StreamerState
 from kvmd.plugins.streamer.disabled import DisabledStreamer
+from tests.sinkframes import sink_frame as frame
 
 H264 = "kvmd::test::h264"
 JPEG = "kvmd::test::jpeg"
@@ -59,20 +60,6 @@ def hub_config(*, h264: str = "", jpeg: str = "") -> MediaConfig:
         memsink=MediaMemsinksConfig(
             h264=MemsinkConfig(sink=h264, **FAST), jpeg=MemsinkConfig(sink=jpeg, **FAST)
         )
-    )
-
-
-def frame(data: bytes, *, key: bool = False, fmt: int = FORMAT_H264) -> Frame:
-    return Frame(
-        data=data,
-        width=640,
-        height=480,
-        format=fmt,
-        online=True,
-        key=key,
-        gop=30,
-        grab_ts=time.clock_gettime(time.CLOCK_MONOTONIC),
-        encode_end_ts=0.0,
     )
 
 

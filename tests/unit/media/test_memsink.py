@@ -11,7 +11,6 @@ import pytest
 from kvmd.media.memsink import (
     FORMAT_H264,
     HEADER_SIZE,
-    Frame,
     Header,
     MemsinkError,
     MemsinkMissingError,
@@ -19,22 +18,9 @@ from kvmd.media.memsink import (
     capacity_of,
 )
 from kvmd.media.publisher import MemsinkPublisher
+from tests.sinkframes import sink_frame as frame
 
 NAME = "kvmd::ustreamer::h264"
-
-
-def frame(data: bytes, *, key: bool = False, online: bool = True) -> Frame:
-    return Frame(
-        data=data,
-        width=640,
-        height=480,
-        format=FORMAT_H264,
-        online=online,
-        key=key,
-        gop=30,
-        grab_ts=time.clock_gettime(time.CLOCK_MONOTONIC),
-        encode_end_ts=0.0,
-    )
 
 
 @pytest.fixture
