@@ -65,14 +65,17 @@ async def media_ws(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     session = _Session(request, ws)
-    async with asyncio.TaskGroup() as tasks:
-        if pure:
-            session.start(tasks, sources[query.video or ""], pure=True)
-        else:
-            await ws.send_json({"event_type": "media", "event": request.app[MEDIA].describe()})
-        session.guard(tasks)
-        await session.read(tasks, pure=pure)
-        session.stop()
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            if pure:
+                session.start(tasks, sources[query.video or ""], pure=True)
+            else:
+                await ws.send_json({"event_type": "media", "event": request.app[MEDIA].describe()})
+            session.guard(tasks)
+            await session.read(tasks, pure=pure)
+            session.stop()
+    except* ConnectionError:
+        pass  # the client went away mid-answer: nothing to tell it
     return ws
 
 

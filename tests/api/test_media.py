@@ -349,3 +349,25 @@ async def test_with_kvmds_streamer_disabled_an_outside_sink_is_still_read(
         assert await ws.receive_bytes(timeout=3) == IDR
     await wait_until("the reader stops", lambda: not readers())
     no_errors(caplog)
+
+
+async def test_clients_that_leave_mid_answer_leave_no_error(env, sink, caplog):
+    # Twenty clients at once ask for a stream and a pong, and go without waiting for either.
+    (client, source) = env
+    assert sink.put(sink_frame(b"old-delta"))  # the streamer's first frame: the sink is live
+
+    async def hit_and_run() -> None:
+        ws = await client.ws_connect("/api/media/ws", headers=ADMIN)
+        await ws.send_json(START)
+        await ws.send_bytes(PING)
+        await ws.close()
+
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(hit_and_run() for _ in range(20)))
+        await wait_until("every reader let go", lambda: not readers())
+    # The daemon still serves the next client.
+    async with client.ws_connect("/api/media/ws?video=h264", headers=ADMIN) as ws:
+        await started(ws, sink)
+        await publish(source, sink, IDR, key=True)
+        assert await ws.receive_bytes(timeout=3) == IDR
+    no_errors(caplog)
