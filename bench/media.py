@@ -15,7 +15,8 @@ simulated one without sinks, at a low rate, so that the media source's hold() ha
 streamer to start and its rendering adds little load.
 
 The clients are pure-mode (`?video=h264`): raw access units, one binary message each.
-Other load may share the machine: compare figures of one run, not of two.
+A third daemon (bench/media_browser.py) takes the delay on to the frame's decode by the
+console in Chromium. Other load may share the machine: compare figures of one run, not of two.
 """
 
 import asyncio
@@ -36,6 +37,7 @@ import aiohttp
 
 from bench import timed
 from bench.daemon import ADMIN, REPO, running
+from bench.media_browser import PictureStream, bench_browser, print_browser
 from kvmd.media.memsink import FORMAT_H264, SHM_DIR, Frame
 from kvmd.media.publisher import MemsinkPublisher
 from kvmd.sim.ustreamer import streamer_section
@@ -338,6 +340,15 @@ def _cleanup(names: list[str]) -> None:
         (SHM_DIR / name).unlink(missing_ok=True)
 
 
+def daemon_config(base: Path, folder: Path, port: int, sinks: tuple[str, str]) -> Path:
+    """A copy of `base` in `folder` (made), with media_override()."""
+    folder.mkdir()
+    config = folder / "main.yaml"
+    config.write_text(base.read_text())
+    media_override(config, folder, port, sinks)
+    return config
+
+
 async def bench_media(base: Path, tmp: Path, free_port: Callable[[], int]) -> dict[str, Any]:
     """`base` is a bench daemon config; each daemon starts from a copy of it."""
     token = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -345,22 +356,25 @@ async def bench_media(base: Path, tmp: Path, free_port: Callable[[], int]) -> di
         f"kvmd::bench-{token}::h264",
         f"kvmd::bench-{token}::jpeg",
         f"kvmd::bench-{token}-own::h264",
+        f"kvmd::bench-{token}-browser::h264",
     ]
     results: dict[str, Any] = {}
     try:
         for number, sinks in enumerate(((names[0], names[1]), (names[2], ""))):
             folder = tmp / f"media-{number}"
-            folder.mkdir()
-            config = folder / "main.yaml"
-            config.write_text(base.read_text())
             port = free_port()
-            media_override(config, folder, port, sinks)
+            config = daemon_config(base, folder, port, sinks)
             async with running(config, folder, port, folder / "kvmd.log") as (url, pid):
                 if number == 0:
                     results |= await encoded(url, pid, str(folder / "media-sim.sock"))
                 else:
                     async with publishing(sinks[0]) as publisher:
                         results |= await delays(url, publisher)
+        # The bench's own x264 frames into a sink no streamer publishes into.
+        (folder, port) = (tmp / "media-browser", free_port())
+        config = daemon_config(base, folder, port, (names[3], ""))
+        stream = PictureStream(fps=FPS, bitrate_kbps=BITRATE, gop=GOP)
+        results |= await bench_browser(config, folder, port, names[3], stream)
     finally:
         _cleanup(names)
     return results
@@ -393,6 +407,7 @@ def print_media(results: dict[str, Any]) -> None:
             f" {results[f'delay{count}_published']} published, the fewest a client got"
             f" {results[f'delay{count}_fewest']}"
         )
+    print_browser(results)
     print_cpu(results)
 
 
