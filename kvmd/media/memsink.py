@@ -14,6 +14,7 @@ refused by name: their headers differ (7 and 8 have `key_requested` where 10 has
 Everything here blocks (flock, sleeps, copies): callers run it in a worker thread.
 """
 
+import collections
 import contextlib
 import ctypes
 import dataclasses
@@ -40,8 +41,9 @@ SHM_DIR = Path("/dev/shm")  # noqa: S108 -- where Linux keeps shm_open's objects
 _POLL = 0.001  # ustreamer's own retry interval for the lock and for a new frame
 # After a frame the reader sleeps through this part of the usual gap before polling
 # (at most _QUIET_MAX): a frame that comes early waits at most that long.
-_QUIET = 0.6
-_QUIET_MAX = 0.05
+_QUIET = 0.5
+_QUIET_MAX = 0.02
+_GAPS = 8  # recent gaps between frames the usual one is taken from
 
 
 class _Wants(ctypes.Structure):
@@ -153,6 +155,7 @@ class MemsinkReader:
         self._header: Header | None = None
         self._last_id: int | None = None
         self._last_at = 0.0  # when the last frame was taken (monotonic)
+        self._gaps: collections.deque[float] = collections.deque(maxlen=_GAPS)
         self._gap: float | None = None  # the usual time between frames
 
     def open(self) -> tuple[mmap.mmap, Header]:
@@ -230,8 +233,11 @@ class MemsinkReader:
 
     def _arrived(self, now: float) -> None:
         if self._last_at:
-            gap = min(now - self._last_at, 1.0)
-            self._gap = gap if self._gap is None else self._gap * 0.8 + gap * 0.2
+            self._gaps.append(now - self._last_at)
+            # The shortest recent gap, not an average: after a stall the next frames come at
+            # the usual rate, and sleeping past one would drop it (a memsink holds one frame,
+            # and an H.264 frame missed breaks the picture until the next key frame).
+            self._gap = min(self._gaps)
         self._last_at = now
 
     def _drop_if_replaced(self) -> None:

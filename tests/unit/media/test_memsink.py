@@ -177,3 +177,29 @@ def test_frames_from_another_thread_arrive_in_order(publisher, tmp_path):
     thread.join(3)
     reader.close()
     assert got == [b"1", b"2", b"3"]
+
+
+def test_after_a_stall_the_reader_misses_no_frame(publisher, tmp_path):
+    # The reader sleeps through most of the usual gap between frames; a stall must not
+    # teach it a longer gap, or it would sleep past frames once they flow again.
+    reader = MemsinkReader(NAME, shm_dir=tmp_path, wait_timeout=1.0)
+    got: list[bytes] = []
+    sent = [str(n).encode() for n in range(60)]
+
+    def publish() -> None:
+        for n, data in enumerate(sent):
+            if n == 30:
+                time.sleep(0.6)
+            publisher.put(frame(data, key=True))
+            time.sleep(1 / 20)  # a margin for a loaded machine: 50 ms between frames
+
+    thread = threading.Thread(target=publish)
+    thread.start()
+    deadline = time.monotonic() + 6
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        result = reader.wait_frame()
+        if result is not None:
+            got.append(result.data)
+    thread.join(3)
+    reader.close()
+    assert got == sent
