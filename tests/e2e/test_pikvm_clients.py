@@ -22,7 +22,13 @@ from tests.e2e.webui import Kvm
 pytestmark = pytest.mark.timeout(60)
 
 Event = dict[str, Any]
-LIMITS = {"desired_fps": {"min": 0, "max": 60}}  # testenv's
+# testenv's, with H.264 on (its simulated streamer encodes x264 into a memsink).
+LIMITS = {
+    "desired_fps": {"min": 0, "max": 60},
+    "h264_bitrate": {"min": 25, "max": 20000},
+    "h264_gop": {"min": 0, "max": 60},
+}
+H264 = {"h264_bitrate": 5000, "h264_gop": 30}
 
 
 def basic(user: str = "admin") -> dict[str, str]:
@@ -111,11 +117,11 @@ async def test_streamer_applied_is_what_the_streamer_runs_with(kvm: Kvm) -> None
     # The quality and FPS sliders of PiKVM's web UI follow `applied`.
     async with websocket(kvm, "stream=1") as ws:
         whole = await ws.next_of("streamer")
-        assert whole["applied"] == {"desired_fps": 30, "quality": 80}
+        assert whole["applied"] == {"desired_fps": 30, "quality": 80, **H264}
         await ws.until(lambda _: merged_streamer(ws).get("streamer") is not None)
         try:
             await api(kvm, "POST", "/streamer/set_params?quality=55&desired_fps=20")
-            target = {"desired_fps": 20, "quality": 55}
+            target = {"desired_fps": 20, "quality": 55, **H264}
 
             def restarted(_: object) -> bool:
                 running = merged_streamer(ws)["streamer"] or {}
@@ -133,8 +139,8 @@ async def test_streamer_applied_is_what_the_streamer_runs_with(kvm: Kvm) -> None
     later = streamer[1:]
     assert later
     assert not any("features" in event for event in later)
-    assert {"params": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
-    assert {"applied": {"desired_fps": 20, "quality": 55}, "limits": LIMITS} in later
+    assert {"params": {"desired_fps": 20, "quality": 55, **H264}, "limits": LIMITS} in later
+    assert {"applied": {"desired_fps": 20, "quality": 55, **H264}, "limits": LIMITS} in later
     assert all(("limits" in e) == ("params" in e or "applied" in e) for e in later)
 
 

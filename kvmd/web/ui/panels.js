@@ -407,15 +407,27 @@ export class LogPanel {
     button.textContent = "Stop following";
     button.setAttribute("aria-pressed", "true");
     const kept = [];
+    let drawing = false;
+    // Drawn once a frame, not once a line: an hour of log arrives at once, and redrawing
+    // (and measuring) the whole text per line would hold the page for seconds.
+    const draw = () => {
+      drawing = false;
+      const atBottom = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
+      text.textContent = kept.slice(-LOG_LINES).join("\n");
+      if (atBottom) {
+        text.scrollTop = text.scrollHeight;
+      }
+    };
     try {
       const params = { seek: 3600, follow: true };
       for await (const line of lines("/log", params, { signal: this.abort.signal })) {
         kept.push(line);
-        kept.splice(0, kept.length - LOG_LINES);
-        const atBottom = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
-        text.textContent = kept.join("\n");
-        if (atBottom) {
-          text.scrollTop = text.scrollHeight;
+        if (kept.length > 2 * LOG_LINES) {
+          kept.splice(0, kept.length - LOG_LINES);
+        }
+        if (!drawing) {
+          drawing = true;
+          requestAnimationFrame(draw);
         }
       }
     } catch (err) {
