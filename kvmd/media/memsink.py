@@ -41,9 +41,11 @@ SHM_DIR = Path("/dev/shm")  # noqa: S108 -- where Linux keeps shm_open's objects
 _POLL = 0.001  # ustreamer's own retry interval for the lock and for a new frame
 # After a frame the reader sleeps through this part of the usual gap before polling
 # (at most _QUIET_MAX): a frame that comes early waits at most that long.
-_QUIET = 0.5
+_QUIET = 0.7
 _QUIET_MAX = 0.02
 _GAPS = 8  # recent gaps between frames the usual one is taken from
+# How often the heartbeat is written while no frame comes (ustreamer's TTL is 10 s).
+_BEAT = 0.1
 
 
 class _Wants(ctypes.Structure):
@@ -220,11 +222,18 @@ class MemsinkReader:
             # The next frame is not due yet: polling every millisecond until then would
             # cost a few % of a core per sink for nothing.
             time.sleep(max(0.0, min(self._last_at + self._gap * _QUIET - now, _QUIET_MAX)))
-        while time.monotonic() < deadline:
+        beat = 0.0
+        while (now := time.monotonic()) < deadline:
+            # Nothing new and the heartbeat fresh: a look at the id (an aligned 64-bit
+            # word, read whole) is enough, without the lock and its system calls.
+            if header.id == self._last_id and not key_required and now - beat < _BEAT:
+                time.sleep(_POLL)
+                continue
             with locked(self._fd, self._lock_timeout) as taken:
                 if not taken:
                     continue
                 frame = self._take(header, buffer, key_required)
+            beat = now
             if frame is not None:
                 self._arrived(time.monotonic())
                 return frame
