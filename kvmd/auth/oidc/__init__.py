@@ -11,10 +11,14 @@ carried to another browser (login CSRF) does not log that browser in.
 import dataclasses
 import hmac
 import time
+from typing import TYPE_CHECKING
 
 from kvmd.auth.oidc.config import OidcConfig
-from kvmd.auth.oidc.provider import Challenge, Identity, OidcProvider, SignOnRefusedError
+from kvmd.auth.oidc.identity import Challenge, Identity, SignOnRefusedError
 from kvmd.errors import BadRequestError, NotFoundError
+
+if TYPE_CHECKING:
+    from kvmd.auth.oidc.provider import OidcProvider
 
 # Sign-ins started and not finished. Past this many the oldest is dropped: a flood of
 # started sign-ins costs memory no further than this.
@@ -27,7 +31,7 @@ class SignOnExpiredError(BadRequestError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Pending:
-    provider: OidcProvider
+    provider: "OidcProvider"
     challenge: Challenge
     landing: str
     started: float
@@ -35,16 +39,22 @@ class _Pending:
 
 class SingleSignOn:
     def __init__(self, config: OidcConfig) -> None:
-        self._providers = {
-            name: OidcProvider(name, each) for (name, each) in config.providers.items()
-        }
+        self._providers: dict[str, OidcProvider] = {}
+        if config.providers:
+            # joserfc and cryptography's key types load only where single sign-on is on
+            # (about 5 MB of an idle daemon's memory otherwise).
+            from kvmd.auth.oidc import provider  # noqa: PLC0415
+
+            self._providers = {
+                name: provider.OidcProvider(name, each) for (name, each) in config.providers.items()
+            }
         self._timeout = config.login_timeout
         self._pending: dict[str, _Pending] = {}
 
-    def providers(self) -> list[OidcProvider]:
+    def providers(self) -> list["OidcProvider"]:
         return list(self._providers.values())
 
-    def provider(self, name: str) -> OidcProvider:
+    def provider(self, name: str) -> "OidcProvider":
         provider = self._providers.get(name)
         if provider is None:
             raise NotFoundError(f"No single sign-on provider {name[:32]!r}")

@@ -8,7 +8,6 @@ an hour, keys until a token names a key that is not among them.
 """
 
 import base64
-import dataclasses
 import hashlib
 import logging
 import secrets
@@ -24,8 +23,8 @@ from joserfc.jwk import KeySet
 
 import kvmd
 from kvmd.auth.oidc.config import OidcProviderConfig
+from kvmd.auth.oidc.identity import Challenge, Identity, SignOnRefusedError
 from kvmd.auth.plugins import AuthServiceError
-from kvmd.errors import ForbiddenError
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +39,6 @@ _LEEWAY = 60
 _ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
-
-
-class SignOnRefusedError(ForbiddenError):
-    """The provider's answer does not let the user in."""
-
-    default_msg = "Single sign-on failed"
 
 
 class _Discovery(msgspec.Struct, frozen=True):
@@ -63,23 +56,6 @@ class _Discovery(msgspec.Struct, frozen=True):
 class _TokenAnswer(msgspec.Struct, frozen=True):
     id_token: str
     access_token: str = ""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Challenge:
-    """What one sign-in must remember between the redirect and the callback."""
-
-    state: str
-    nonce: str
-    verifier: str
-    redirect_uri: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Identity:
-    user: str
-    groups: tuple[str, ...]
-    subject: str
 
 
 class OidcProvider:

@@ -28,7 +28,8 @@ from joserfc.jwk import KeySet, OctKey, RSAKey
 
 from kvmd.auth.oidc import provider as provider_module
 from kvmd.auth.oidc.config import OidcProviderConfig
-from kvmd.auth.oidc.provider import Identity, OidcProvider, SignOnRefusedError
+from kvmd.auth.oidc.identity import Identity, SignOnRefusedError
+from kvmd.auth.oidc.provider import OidcProvider
 from kvmd.auth.plugins import AuthServiceError
 
 CLIENT_ID = "kvmd"
