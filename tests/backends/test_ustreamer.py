@@ -236,3 +236,30 @@ async def test_a_python_module_streamer_with_an_h264_sink_keeps_h264(tmp_path):
     async with running(backend):
         assert backend.state().features.h264 is True
         assert "--h264-sink=x::h264" in backend._argv()
+
+
+@pytest.mark.parametrize(("version", "h264"), [("6.55", False), ("6.62", True), ("7.1", True)])
+async def test_a_ustreamer_older_than_6_62_has_a_sink_kvmd_cant_read(
+    tmp_path, caplog, version, h264
+):
+    # 6.10-6.61 have the H.264 sink but write memsink protocol 7 or 8.
+    program = tmp_path / "ustreamer"
+    program.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in --help) echo "  --h264-sink <name>";; '
+        f"--version) echo {version};; *) sleep 30;; esac\n"
+    )
+    program.chmod(0o755)
+    backend = streamer_config(
+        tmp_path,
+        h264_bitrate={"default": 5000},
+        cmd=[str(program), "--unix={unix}", "--h264-sink=kvmd::ustreamer::h264"],
+    )
+    await backend.start()
+    try:
+        assert backend.state().features.h264 is h264
+        assert ("--h264-sink=kvmd::ustreamer::h264" in backend._argv()) is h264
+        said = f"is ustreamer {version}, whose H.264 sink kvmd can't read"
+        assert (said in caplog.text) is not h264
+    finally:
+        await backend.stop()

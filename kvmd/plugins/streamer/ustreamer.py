@@ -4,6 +4,7 @@
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -77,6 +78,8 @@ class _Running(msgspec.Struct):
     h264: _H264 | None = None
 
 
+# The first ustreamer with memsink protocol 10, the one kvmd.media.memsink reads.
+_MEMSINK_10 = (6, 62)
 # ustreamer 6's memsink flags, which builds without the sinks refuse.
 _SINK_FLAGS = ("--h264-", "--jpeg-sink", "--raw-sink", "--sink")
 
@@ -218,12 +221,21 @@ class Ustreamer(StreamerBackend):
         words = next((i for (i, arg) in enumerate(cmd) if arg.startswith("--")), len(cmd))
         program = " ".join(cmd[:words])
         usage = await run_command([*cmd[:words], "--help"])
-        if usage is None or b"--h264-sink" in usage:
-            return  # it has one, or it can't even start (the start says why)
+        if usage is None:
+            return  # it can't even start (the start says why)
+        if b"--h264-sink" not in usage:
+            why = "has no H.264 sink"
+        else:
+            version = _ustreamer_version(await run_command([*cmd[:words], "--version"]))
+            if version is None or version >= _MEMSINK_10:
+                return
+            # 6.10-6.61 write memsink protocol 7 or 8, which the reader refuses.
+            why = f"is ustreamer {version[0]}.{version[1]}, whose H.264 sink kvmd can't read"
         logger.warning(
-            "%s has no H.264 sink (direct H.264 needs ustreamer 6.62 or newer); "
+            "%s %s (direct H.264 needs ustreamer 6.62 or newer); "
             "H.264 is off and the streamer runs without its memsink flags",
             program,
+            why,
         )
         self._no_sinks = True
         self._features = StreamerFeatures(
@@ -447,3 +459,14 @@ def _parse_features(text: bytes) -> dict[str, bool]:
         if sign in "+-" and sign and name:
             features[name] = sign == "+"
     return features
+
+
+def _ustreamer_version(answer: bytes | None) -> tuple[int, int] | None:
+    """The (major, minor) of ustreamer's `--version` ("6.62"), or None.
+
+    None for anything else too: the simulated streamer answers kvmd's own, below 1.0.
+    """
+    found = re.match(rb"\s*(\d+)\.(\d+)", answer or b"")
+    if found is None or int(found[1]) < 4:
+        return None
+    return (int(found[1]), int(found[2]))
