@@ -24,7 +24,7 @@ from joserfc.jwk import KeySet
 import kvmd
 from kvmd.auth.oidc.config import OidcProviderConfig
 from kvmd.auth.oidc.identity import Challenge, Identity, SignOnRefusedError
-from kvmd.auth.plugins import AuthServiceError
+from kvmd.auth.plugins import AuthServiceError, read_bounded
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ class OidcProvider:
         url = discovery.token_endpoint
         try:
             async with self._client().post(url, data=form, headers=headers) as response:
-                body = await _read_bounded(response)
+                body = await self._read(response)
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(f"{url}: {str(exc) or type(exc).__name__}") from None
@@ -255,22 +255,19 @@ class OidcProvider:
             async with self._client().get(url, headers=headers) as response:
                 if response.status != 200:
                     raise self._unavailable(f"{url} answered {response.status}")
-                return await _read_bounded(response)
+                return await self._read(response)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise self._unavailable(f"{url}: {str(exc) or type(exc).__name__}") from None
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        data = await read_bounded(response, _MAX_DOCUMENT)
+        if data is None:
+            raise AuthServiceError(f"{response.url}: the answer is over {_MAX_DOCUMENT} bytes")
+        return data
 
     def _unavailable(self, why: str) -> AuthServiceError:
         logger.error("Single sign-on with %s: %s", self.name, why)
         return AuthServiceError(f"{self.title} can't be reached for a sign-in: {why}")
-
-
-async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
-    data = b""
-    async for chunk in response.content.iter_chunked(16384):
-        data += chunk
-        if len(data) > _MAX_DOCUMENT:
-            raise AuthServiceError(f"{response.url}: the answer is over {_MAX_DOCUMENT} bytes")
-    return data
 
 
 def _oauth_error(body: bytes, *, name_only: bool = False) -> str:

@@ -13,8 +13,12 @@ import abc
 import asyncio
 import dataclasses
 import logging
+from typing import TYPE_CHECKING
 
 from kvmd.errors import UnavailableError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,16 @@ class BlockingPlugin(AuthPlugin):
 
     async def close(self) -> None:
         pass  # a connection per check: nothing stays open
+
+
+async def read_bounded(response: "aiohttp.ClientResponse", limit: int) -> bytes | None:
+    """An auth service's answer, or None once it passes `limit` bytes (not an answer)."""
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(16384):
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 def make_plugin(config: object) -> AuthPlugin:

@@ -15,7 +15,7 @@ import aiohttp
 import msgspec
 
 import kvmd
-from kvmd.auth.plugins import DENIED, AuthPlugin, AuthServiceError, Verdict
+from kvmd.auth.plugins import DENIED, AuthPlugin, AuthServiceError, Verdict, read_bounded
 from kvmd.config.base import Section
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class HttpAuth(AuthPlugin):
                     raise AuthServiceError(f"{config.url} answered {response.status}")
                 if response.status != 200:
                     return DENIED
-                data = await _read_bounded(response)
+                # Too big to be an answer: read as an empty one.
+                data = await read_bounded(response, _MAX_ANSWER) or b""
         except (aiohttp.ClientError, TimeoutError) as exc:
             why = f"{config.url}: {str(exc) or type(exc).__name__}"
             logger.error("Auth service %s", why)  # noqa: TRY400 -- one line, no traceback
@@ -80,16 +81,6 @@ class HttpAuth(AuthPlugin):
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
-    """The answer's body, or nothing if it is too big to be an answer."""
-    data = b""
-    async for chunk in response.content.iter_chunked(8192):
-        data += chunk
-        if len(data) > _MAX_ANSWER:
-            return b""
-    return data
 
 
 def _groups(data: bytes, url: str) -> tuple[str, ...]:
