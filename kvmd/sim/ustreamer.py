@@ -213,12 +213,12 @@ class Sinks:
 
     def state(self) -> dict[str, object]:
         """What ustreamer's /state adds for its sinks."""
-        state: dict[str, object] = {"sinks": {}}
-        sinks: dict[str, object] = {}
-        for name, sink in (("jpeg", self.jpeg), ("h264", self.h264)):
-            if sink is not None:
-                sinks[name] = {"has_clients": sink.has_clients()}
-        state["sinks"] = sinks
+        sinks = {
+            name: {"has_clients": sink.has_clients()}
+            for (name, sink) in (("jpeg", self.jpeg), ("h264", self.h264))
+            if sink is not None
+        }
+        state: dict[str, object] = {"sinks": sinks}
         if self.encoder is not None:
             state["h264"] = {
                 "bitrate": self.encoder.bitrate_kbps,

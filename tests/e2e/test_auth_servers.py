@@ -11,6 +11,7 @@ from pyrad import packet  # type: ignore[import-untyped]
 from pyrad.client import Client  # type: ignore[import-untyped]
 from pyrad.dictionary import Dictionary  # type: ignore[import-untyped]
 
+from kvmd.auth.plugins.radius import DICTIONARY
 from tests.authservers import pam_service, radius_server, slapd_server
 
 # ldap3 2.9.1 (its last release, 2021) imports pyasn1 names that pyasn1 0.6 deprecates.
@@ -67,19 +68,8 @@ def test_slapd_binds_users_and_tracks_group_membership() -> None:
         )
 
 
-# The attributes pyrad needs, in FreeRADIUS's dictionary format (upstream embeds a
-# dictionary in its plugin the same way).
-RADIUS_DICTIONARY = """\
-ATTRIBUTE User-Name 1 string
-ATTRIBUTE User-Password 2 string encrypt=1
-ATTRIBUTE Filter-Id 11 string
-ATTRIBUTE Reply-Message 18 string
-ATTRIBUTE Class 25 octets
-"""
-
-
 def _radius(host: str, port: int, secret: str, user: str, passwd: str) -> packet.Packet:
-    radius_dict = Dictionary(io.StringIO(RADIUS_DICTIONARY))
+    radius_dict = Dictionary(io.StringIO(DICTIONARY))  # the plugin's own
     client = Client(server=host, authport=port, secret=secret.encode(), dict=radius_dict)
     client.timeout = 2
     client.retries = 1

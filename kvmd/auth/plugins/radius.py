@@ -19,7 +19,7 @@ from kvmd.config.base import Section
 logger = logging.getLogger(__name__)
 
 # The attributes this client sends or reads (RFC 2865), in FreeRADIUS' dictionary format.
-_DICTIONARY = """\
+DICTIONARY = """\
 ATTRIBUTE User-Name 1 string
 ATTRIBUTE User-Password 2 string encrypt=1
 ATTRIBUTE Filter-Id 11 string
@@ -59,7 +59,7 @@ class RadiusAuth(BlockingPlugin):
                 server=config.host,
                 authport=config.port,
                 secret=config.secret.encode(),
-                dict=Dictionary(io.StringIO(_DICTIONARY)),
+                dict=Dictionary(io.StringIO(DICTIONARY)),
             )
             client.timeout = config.timeout
             client.retries = _TRIES
