@@ -114,17 +114,12 @@ class MediaSource:
         except MemsinkMissingError as exc:
             self._note(str(exc), quiet=True)
             return None
-        except MemsinkError as exc:
-            error = str(exc)
-        else:
-            if frame is not None:
-                self._note(None)
-            return frame
-        # Closed only out of the except block: until then the traceback's frames hold the
-        # ctypes header, a view of the map, and mmap.close() raises BufferError.
-        reader.close()
-        self._note(error)
-        return None
+        except MemsinkError as exc:  # the reader has let the broken object go
+            self._note(str(exc))
+            return None
+        if frame is not None:
+            self._note(None)
+        return frame
 
     def _note(self, error: str | None, *, quiet: bool = False) -> None:
         if error != self.error:

@@ -207,9 +207,20 @@ class MemsinkReader:
     def wait_frame(self, *, key_required: bool = False) -> Frame | None:
         """The next frame not seen yet, or None after `wait_timeout` without one.
 
-        `key_required` asks the encoder for a key frame (IDR) as soon as it can.
+        `key_required` asks the encoder for a key frame (IDR) as soon as it can. A broken
+        object (MemsinkError) is let go, to be opened afresh by the next call.
         """
-        frame = self._poll(key_required)
+        error: MemsinkError | None = None
+        try:
+            frame = self._poll(key_required)
+        except MemsinkError as exc:
+            (frame, error) = (None, exc)
+        if error is not None:
+            # Out of the except block, and without its traceback: the frames it holds view
+            # the map, and mmap.close() raises BufferError while a view is alive.
+            error.__traceback__ = None
+            self.close()
+            raise error
         if frame is None:
             self._drop_if_replaced()  # after _poll: its views of the map are gone by now
         return frame
