@@ -6,6 +6,7 @@ login form the test posts as a browser would). The sign-in is the browser's path
 daemon's login redirect, the provider's form, the callback, then the session cookie.
 """
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -279,3 +280,23 @@ async def test_sign_ins_are_in_the_audit_trail(client, tmp_path):
         ("nobody", "SignOnRefusedError"),
     ]
     assert records[0]["args"]["code"] == "***"
+
+
+async def test_bad_sign_ins_in_parallel_are_each_a_4xx_and_no_traceback(client, caplog):
+    # Forged callbacks, unknown providers and foreign redirects, all at once.
+    async def status(path: str, **params: str) -> int:
+        response = await client.get(path, params=params, allow_redirects=False)
+        await response.read()
+        return response.status
+
+    forged = [status("/api/auth/oidc/mock/callback", state=f"s{n}", code="x") for n in range(20)]
+    refused = [
+        status("/api/auth/oidc/mock/callback", state=f"s{n}", error="access_denied")
+        for n in range(10)
+    ]
+    unknown = [status(f"/api/auth/oidc/nope{n}/login") for n in range(10)]
+    foreign = [status("/api/auth/oidc/mock/login", redirect="//evil.example") for _ in range(10)]
+    answers = await asyncio.gather(*forged, *refused, *unknown, *foreign)
+    assert answers == [400] * 20 + [403] * 10 + [404] * 10 + [400] * 10
+    assert "Traceback" not in caplog.text
+    assert (await whoami(client))[0] == 401  # none of it opened a session

@@ -371,3 +371,23 @@ async def test_clients_that_leave_mid_answer_leave_no_error(env, sink, caplog):
         await publish(source, sink, IDR, key=True)
         assert await ws.receive_bytes(timeout=3) == IDR
     no_errors(caplog)
+
+
+async def test_junk_from_many_clients_at_once_is_ignored(env, sink, caplog):
+    (client, source) = env
+    assert sink.put(sink_frame(b"old-delta"))
+
+    async def junk() -> bytes:
+        async with client.ws_connect("/api/media/ws", headers=ADMIN) as ws:
+            await ws.receive_json(timeout=3)
+            for text in JUNK_TEXT:
+                await ws.send_str(text)
+            for data in JUNK_BINARY:
+                await ws.send_bytes(data)
+            await ws.send_bytes(PING)
+            return await ws.receive_bytes(timeout=5)
+
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*(junk() for _ in range(10))) == [PONG] * 10
+    assert source.frames == 0  # no junk started a stream
+    no_errors(caplog)
